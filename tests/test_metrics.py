@@ -1,0 +1,308 @@
+"""vssl_helpers.metrics against slow per-sample references (tests/reference_metrics.py).
+
+Most random maps are *dyadic*: values are multiples of 1/256 and native sizes divide 224 by a power
+of two, so every bilinear weight is a multiple of 1/64 and float32 interpolation is exact. That lets
+the tests demand exact equality, ties with the threshold included. Other native sizes are checked with
+a tolerance that only forgives pixels lying within 3e-5 of the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vssl_helpers import metrics as M
+
+from reference_metrics import (
+    SIZE,
+    adaptive_ref,
+    auc_ref,
+    ciou_ref,
+    map_iou_ref,
+    pia_ref,
+    upsample_one,
+)
+
+DYADIC_SIZES = [7, 14, 28, 56, 112]
+
+
+def dyadic_maps(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
+    return (rng.integers(0, 257, size=(b, n, n)) / 256).astype(np.float32)
+
+
+def random_boxes_gt(rng: np.random.Generator, b: int) -> np.ndarray:
+    gt = np.zeros((b, SIZE, SIZE), dtype=bool)
+    for i in range(b):
+        for _ in range(rng.integers(1, 3)):
+            x0, y0 = rng.integers(0, 200, size=2)
+            x1, y1 = x0 + rng.integers(1, 120), y0 + rng.integers(1, 120)
+            gt[i, y0:y1, x0:x1] = True
+    return gt
+
+
+def assert_same(actual: torch.Tensor, expected: np.ndarray) -> None:
+    a = actual.cpu().numpy()
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(expected))
+    np.testing.assert_allclose(a[~np.isnan(a)], expected[~np.isnan(expected)], rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- upsampler
+@pytest.mark.parametrize("n", DYADIC_SIZES)
+def test_upsample_matches_per_pixel_bilinear_exactly(n):
+    rng = np.random.default_rng(n)
+    maps = dyadic_maps(rng, 2, n)
+    up = M.upsample(torch.from_numpy(maps)).numpy()
+    for i in range(2):
+        np.testing.assert_array_equal(up[i], upsample_one(maps[i]).astype(np.float32))
+
+
+@pytest.mark.parametrize("n", [5, 20, 31])
+def test_upsample_non_dyadic_sizes_close(n):
+    rng = np.random.default_rng(n)
+    maps = rng.normal(size=(2, n, n)).astype(np.float32)
+    up = M.upsample(torch.from_numpy(maps)).numpy()
+    for i in range(2):
+        # float32 source coordinates (scale n/224 is inexact) cost up to ~1e-5
+        np.testing.assert_allclose(up[i], upsample_one(maps[i]), atol=3e-5)
+
+
+def test_upsample_identity_at_224_and_constant_maps_stay_constant():
+    rng = np.random.default_rng(0)
+    m224 = rng.normal(size=(2, SIZE, SIZE)).astype(np.float32)
+    assert torch.equal(M.upsample(torch.from_numpy(m224)), torch.from_numpy(m224))
+    const = torch.full((3, 9, 9), 0.3141592, dtype=torch.float32)
+    up = M.upsample(const)
+    assert bool((up == const[0, 0, 0]).all())
+
+
+# ---------------------------------------------------------------- cIoU, pIA, map IoU on random maps
+@pytest.mark.parametrize("n", DYADIC_SIZES)
+def test_ciou_pia_mapiou_exact_on_dyadic_maps(n):
+    rng = np.random.default_rng(100 + n)
+    b = 4
+    maps = dyadic_maps(rng, b, n)
+    maps_b = dyadic_maps(rng, b, n)
+    gt = random_boxes_gt(rng, b)
+    # on-grid threshold (ties with upsampled values occur) and off-grid
+    for thr in (128 / 256, 0.5 + 2.0**-22, 200 / 256):
+        assert_same(M.ciou(torch.from_numpy(maps), torch.from_numpy(gt), thr), ciou_ref(maps, gt, thr))
+        assert_same(M.pia(torch.from_numpy(maps), thr), pia_ref(maps, thr))
+        assert_same(M.map_iou(torch.from_numpy(maps), torch.from_numpy(maps_b), thr), map_iou_ref(maps, maps_b, thr))
+
+
+def test_ciou_per_sample_threshold_vector():
+    rng = np.random.default_rng(7)
+    maps = dyadic_maps(rng, 3, 14)
+    gt = random_boxes_gt(rng, 3)
+    thr = np.array([0.25, 0.5, 0.75])
+    assert_same(M.ciou(maps, gt, torch.tensor(thr)), ciou_ref(maps, gt, thr))
+
+
+@pytest.mark.parametrize("n", [7, 20])
+def test_ciou_non_dyadic_only_differs_at_threshold_ties(n):
+    rng = np.random.default_rng(n)
+    maps = rng.normal(size=(3, n, n)).astype(np.float32)
+    gt = random_boxes_gt(rng, 3)
+    thr = 0.3
+    got = M.ciou(maps, gt, thr).numpy()
+    want = ciou_ref(maps, gt, thr)
+    for i in range(3):
+        near = np.abs(upsample_one(maps[i]) - thr) < 3e-5
+        union = np.logical_or(upsample_one(maps[i]) > thr, gt[i]).sum()
+        assert abs(got[i] - want[i]) <= (near.sum() + 1e-12) / max(union - near.sum(), 1)
+
+
+@pytest.mark.parametrize("n", [7, 14, 224])
+def test_adaptive_matches_stable_sort_reference(n):
+    rng = np.random.default_rng(200 + n)
+    maps = dyadic_maps(rng, 4, n)  # dyadic values: plenty of exact ties
+    gt = random_boxes_gt(rng, 4)
+    assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
+    # exactly M pixels active, always
+    mask = M.adaptive_mask(M.upsample(maps), torch.from_numpy(gt).flatten(1).sum(1))
+    assert torch.equal(mask.flatten(1).sum(1), torch.from_numpy(gt).flatten(1).sum(1))
+
+
+# ---------------------------------------------------------------- edge cases
+def test_empty_gt_rules():
+    maps = torch.zeros(2, 7, 7)
+    maps[1, 3, 3] = 1.0  # second map has an active blob
+    gt = torch.zeros(2, SIZE, SIZE, dtype=torch.bool)
+    thr = 0.5
+    exclude = M.ciou(maps, gt, thr)
+    assert math.isnan(exclude[0]) and math.isnan(exclude[1])
+    assert M.ciou(maps, gt, thr, empty_gt="zero").tolist() == [0.0, 0.0]
+    assert M.ciou(maps, gt, thr, empty_gt="match_empty").tolist() == [1.0, 0.0]
+    assert M.count_empty_gt(gt) == 2
+    # aggregation skips excluded samples
+    gt2 = torch.zeros(3, SIZE, SIZE, dtype=torch.bool)
+    gt2[1:, :112] = True
+    m3 = torch.ones(3, 7, 7)
+    vals = M.ciou(m3, gt2, 0.5)
+    assert math.isnan(vals[0]) and vals[1:].tolist() == [0.5, 0.5]
+    assert M.mean_iou(vals) == 0.5
+    with pytest.raises(ValueError, match="empty_gt"):
+        M.ciou(maps, gt, thr, empty_gt="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no defined"):
+        M.mean_iou(torch.tensor([float("nan")]))
+
+
+def test_all_zero_and_constant_maps():
+    gt = torch.zeros(1, SIZE, SIZE, dtype=torch.bool)
+    gt[0, 50:100, 50:150] = True  # 5,000 px
+    zero = torch.zeros(1, 7, 7)
+    assert M.ciou(zero, gt, 0.0).item() == 0.0  # 0 > 0 is false: empty map
+    assert M.pia(zero, 0.0).item() == 0.0
+    assert M.ciou(zero, gt, -0.1).item() == pytest.approx(5000 / SIZE**2)  # everything active
+    const = torch.full((1, 14, 14), 0.7)
+    assert M.pia(const, 0.69).item() == 1.0
+    assert M.pia(const, 0.7).item() == 0.0  # map equal to threshold: strict '>'
+    # adaptive on a constant map: exactly M pixels, first in raster order
+    mask = M.adaptive_mask(M.upsample(const), torch.tensor([300]))
+    assert mask.sum() == 300 and bool(mask[0, 0, :224].all()) and bool(mask[0, 1, :76].all())
+    assert mask[0, 1, 76:].sum() == 0
+
+
+def test_map_equal_to_threshold_after_upsampling_is_empty():
+    # whatever the rounding of interpolation, a map whose native max equals t is empty at t
+    rng = np.random.default_rng(3)
+    maps = torch.from_numpy(rng.uniform(0.2, 0.6, size=(8, 7, 7)).astype(np.float32))
+    thr = maps.amax(dim=(1, 2))
+    assert M.pia(maps, thr).tolist() == [0.0] * 8
+
+
+def test_single_pixel_gt():
+    gt = torch.zeros(2, SIZE, SIZE, dtype=torch.bool)
+    gt[:, 10, 20] = True
+    m = torch.zeros(2, SIZE, SIZE)
+    m[0, 10, 20] = 1.0  # hits the pixel exactly
+    m[1, 10, 21] = 1.0  # one pixel off
+    assert M.ciou(m, gt, 0.5).tolist() == [1.0, 0.0]
+    assert M.ciou_adaptive(m, gt).tolist() == [1.0, 0.0]
+
+
+def test_maps_already_at_224():
+    rng = np.random.default_rng(11)
+    maps = rng.normal(size=(3, SIZE, SIZE)).astype(np.float32)
+    gt = random_boxes_gt(rng, 3)
+    assert_same(M.ciou(maps, gt, 0.1), ciou_ref(maps, gt, 0.1))
+    assert_same(M.pia(maps, 0.1), pia_ref(maps, 0.1))
+    assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_low_precision_input_equals_float32_of_same_values(dtype):
+    rng = np.random.default_rng(5)
+    maps = dyadic_maps(rng, 3, 14)  # multiples of 1/256 in [0,1] are exact in fp16 and bf16
+    gt = random_boxes_gt(rng, 3)
+    low = torch.from_numpy(maps).to(dtype)
+    assert torch.equal(low.float(), torch.from_numpy(maps))
+    assert_same(M.ciou(low, gt, 0.5), ciou_ref(maps, gt, 0.5))
+    assert_same(M.pia(low, 0.5), pia_ref(maps, 0.5))
+    assert_same(M.ciou_adaptive(low, gt), adaptive_ref(maps, gt))
+
+
+def test_binary_oracle_map():
+    gt = torch.zeros(1, SIZE, SIZE, dtype=torch.bool)
+    gt[0, 30:90, 40:200] = True
+    oracle = gt.float()
+    assert M.ciou(oracle, gt, 0.5).item() == 1.0
+    assert M.ciou(oracle, gt, 0.0).item() == 1.0
+    assert M.pia(oracle, 1.0).item() == 0.0  # max == threshold: nothing is '>' 1
+
+
+# ---------------------------------------------------------------- aggregation
+def test_auc_and_auc_n_against_reference_and_hand_values():
+    rng = np.random.default_rng(1)
+    ious = rng.uniform(size=50)
+    assert M.auc(ious) == pytest.approx(auc_ref(ious), abs=1e-12)
+    assert M.auc_n(ious) == pytest.approx(auc_ref(ious, "<="), abs=1e-12)
+    # hand-computed: all IoU = 0 -> success only at tau=0 -> one trapezoid half-step 0.025
+    assert M.auc([0.0, 0.0]) == pytest.approx(0.025)
+    assert M.auc([1.0]) == pytest.approx(1.0)
+    assert M.auc_n([0.0]) == pytest.approx(1.0)
+    assert M.auc_n([1.0]) == pytest.approx(0.025)
+    # grid point exactly on 0.15: counted as success (i/20 grid, not 0.05*i)
+    assert M.success_curve([0.15])[3].item() == 1.0
+    # AUC - mean IoU lies in (-0.025, 0.025] (audit M7)
+    d = M.auc(ious) - ious.mean()
+    assert -0.025 < d <= 0.025 + 1e-12
+
+
+def test_success_rate_and_mean_iou():
+    v = [0.2, 0.5, 0.7, float("nan")]
+    assert M.success_rate(v, 0.5) == pytest.approx(2 / 3)
+    assert M.mean_iou(v) == pytest.approx((0.2 + 0.5 + 0.7) / 3)
+
+
+def test_f_scores_hand_computed():
+    # F_LOC = H(0.2, 1 - mean(0.1, 0.2, 0.3)) = H(0.2, 0.8) = 2*0.16/1.0 = 0.32
+    assert M.f_loc(0.2, {"silence": 0.1, "noise": 0.2, "offscreen": 0.3}) == pytest.approx(0.32)
+    assert M.f_auc(0.5, [0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert M.harmonic_mean(0.0, 0.0) == 0.0
+    with pytest.raises(ValueError, match="outside"):
+        M.harmonic_mean(1.5, 0.2)
+
+
+# ---------------------------------------------------------------- input validation
+def test_bad_inputs_raise_clear_errors():
+    gt = torch.zeros(2, SIZE, SIZE, dtype=torch.bool)
+    ok = torch.zeros(2, 7, 7)
+    nan = ok.clone()
+    nan[1, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"maps: 1 NaN/Inf values .* \(first: sample 1\)"):
+        M.ciou(nan, gt, 0.5)
+    inf = ok.clone()
+    inf[0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="maps: 1 NaN/Inf"):
+        M.pia(inf, 0.5)
+    with pytest.raises(ValueError, match=r"maps: expected a 3-D batch B x h x w, got shape \(7, 7\)"):
+        M.pia(torch.zeros(7, 7), 0.5)
+    with pytest.raises(ValueError, match=r"gt: batch size 2 does not match maps' batch size 3"):
+        M.ciou(torch.zeros(3, 7, 7), gt, 0.5)
+    with pytest.raises(ValueError, match=r"gt: expected a boolean mask, got dtype torch.float32"):
+        M.ciou(ok, gt.float(), 0.5)
+    with pytest.raises(ValueError, match=r"gt: expected shape B x 224 x 224, got \(2, 112, 112\)"):
+        M.ciou(ok, torch.zeros(2, 112, 112, dtype=torch.bool), 0.5)
+    with pytest.raises(ValueError, match="maps: expected a floating-point tensor, got dtype torch.int64"):
+        M.pia(torch.zeros(2, 7, 7, dtype=torch.long), 0.5)
+    with pytest.raises(ValueError, match="maps_b: batch size 1 does not match maps_a's 2"):
+        M.map_iou(ok, torch.zeros(1, 7, 7), 0.5)
+    with pytest.raises(ValueError, match="threshold: expected a scalar or a length-2 vector"):
+        M.pia(ok, torch.tensor([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="threshold: must be finite"):
+        M.pia(ok, float("nan"))
+    with pytest.raises(ValueError, match="maps: expected a torch.Tensor or numpy.ndarray, got list"):
+        M.pia([[[0.0]]], 0.5)  # type: ignore[arg-type]
+
+
+def test_metric_cards_cover_every_metric():
+    for fn in ("ciou", "ciou_adaptive", "auc", "pia", "auc_n", "f_loc", "f_auc", "map_iou"):
+        card = M.METRIC_CARDS[fn]
+        assert callable(getattr(M, fn))
+        assert card.formula and card.caveats and "$$" in card.to_markdown()
+        assert getattr(M, fn).__doc__
+
+
+# ---------------------------------------------------------------- CUDA
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(9)
+    maps = torch.from_numpy(rng.normal(size=(16, 7, 7)).astype(np.float32))
+    maps_b = torch.from_numpy(rng.normal(size=(16, 7, 7)).astype(np.float32))
+    gt = torch.from_numpy(random_boxes_gt(rng, 16))
+    for fn, args in [
+        (M.ciou, (maps, gt, 0.3)),
+        (M.pia, (maps, 0.3)),
+        (M.ciou_adaptive, (maps, gt)),
+        (M.map_iou, (maps, maps_b, 0.3)),
+    ]:
+        cpu = fn(*args)
+        gpu = fn(*[a.cuda() if isinstance(a, torch.Tensor) else a for a in args])
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
+    half = maps.half()
+    torch.testing.assert_close(M.pia(half.cuda(), 0.3).cpu(), M.pia(half, 0.3), rtol=0, atol=0)

@@ -1,0 +1,544 @@
+"""The paper's metrics, made exact, as functions on batched tensors.
+
+Every function works on ``torch`` tensors on any device (CPU or CUDA) and accepts float16, bfloat16,
+float32 or float64 maps; NumPy arrays are accepted and converted. Computation happens in float32
+(maps are cast once, after validation).
+
+Conventions (the "contract" of this module)
+-------------------------------------------
+* ``maps``: ``B × h × w`` raw similarity maps at the model's *native* resolution, in the model's own
+  units (cosine, ``(cos+1)/2``, Grad-CAM in [0, 1], ...). Never min-max normalised here.
+* ``gt``: ``B × 224 × 224`` boolean ground-truth masks (union of the boxes).
+* Maps are brought to 224 × 224 by :func:`upsample` (one upsampler for every map of every model),
+  then binarised with a *strict* comparison ``value > threshold`` (:func:`binarize`).
+* Per-sample functions return a length-``B`` float tensor on the maps' device; aggregation over
+  samples (means, success-rate AUCs, harmonic means) is done by the aggregation functions at the end
+  of this module, which take those per-sample vectors.
+* All values are fractions in [0, 1]; tables multiply by 100.
+
+Per-sample metrics: :func:`ciou` (IoU at a threshold), :func:`ciou_adaptive` (IoU of the top-M
+pixels, M = GT area), :func:`pia` (fraction of the image that is active), :func:`map_iou` (IoU of two
+localization maps). Aggregates: :func:`mean_iou` (the paper's "cIoU U.th."), :func:`success_rate`
+(the "cIoU Adap." column, fraction with IoU >= 0.5), :func:`auc` and :func:`auc_n` (21-point
+trapezoid success-rate curves), :func:`f_loc` and :func:`f_auc` (harmonic means).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "GT_SIZE",
+    "TAU_GRID",
+    "EmptyGtRule",
+    "MetricCard",
+    "METRIC_CARDS",
+    "as_maps",
+    "as_gt",
+    "upsample",
+    "binarize",
+    "mask_iou",
+    "adaptive_mask",
+    "ciou",
+    "ciou_adaptive",
+    "pia",
+    "map_iou",
+    "mask_pair_iou",
+    "count_empty_gt",
+    "mean_iou",
+    "success_rate",
+    "success_curve",
+    "auc",
+    "auc_n",
+    "harmonic_mean",
+    "f_loc",
+    "f_auc",
+]
+
+GT_SIZE = 224
+"""Side of the evaluation grid (and of every GT mask), in pixels."""
+
+TAU_GRID: torch.Tensor = torch.arange(21, dtype=torch.float64) / 20
+"""The 21 success thresholds tau = 0, 0.05, ..., 1 of AUC and AUC_N.
+
+They are computed as ``i / 20`` (exact decimal values where float64 allows), not as ``0.05 * i``
+as in the paper's code, where ``0.05 * 3 = 0.15000000000000002`` makes an IoU of exactly 0.15 fail
+the ``>=`` test. The difference matters only for per-sample values that fall exactly on a grid point.
+"""
+
+EmptyGtRule = Literal["exclude", "zero", "match_empty"]
+"""What :func:`mask_iou` returns for a sample whose GT mask is empty.
+
+* ``"exclude"`` (default): NaN. An empty GT in VGG-SS means the annotation is broken (a sentinel or
+  zero-area box), not that nothing sounds, so no IoU is defined; the aggregation functions skip NaN
+  and the number of excluded samples is reported with :func:`count_empty_gt`.
+* ``"zero"``: 0, whatever the prediction (a conservative score).
+* ``"match_empty"``: 1 if the prediction is empty too, else 0 (the both-empty rule of map-vs-map IoU).
+
+On the real VGG-SS annotations the rule touches exactly 2 entries (``M1P1xla8rg0_000000``,
+``MKC9LvRivTM_000030``), 2 of 5,158.
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation and conversion
+# ----------------------------------------------------------------------------------------------
+def _to_tensor(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValueError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def as_maps(maps: torch.Tensor | np.ndarray, name: str = "maps") -> torch.Tensor:
+    """Validate a batch of similarity maps and return it as float32 (same device).
+
+    Raises ``ValueError`` naming ``name`` for: a shape other than ``B × h × w``, an empty batch or
+    map, a non-floating dtype, or NaN / Inf values (with how many and the first offending sample).
+    """
+    t = _to_tensor(maps, name)
+    if t.ndim != 3:
+        raise ValueError(f"{name}: expected a 3-D batch B x h x w, got shape {tuple(t.shape)}")
+    if min(t.shape) == 0:
+        raise ValueError(f"{name}: empty batch or map, shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        bad = (~finite).flatten(1).sum(1)
+        first = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(
+            f"{name}: {int(bad.sum())} NaN/Inf values in {int((bad > 0).sum())} of {t.shape[0]} maps "
+            f"(first: sample {first})"
+        )
+    return t.float()
+
+
+def as_gt(gt: torch.Tensor | np.ndarray, batch: int | None = None, name: str = "gt") -> torch.Tensor:
+    """Validate a batch of GT masks: boolean, ``B × 224 × 224``, ``B == batch`` when given."""
+    t = _to_tensor(gt, name)
+    if t.dtype != torch.bool:
+        raise ValueError(f"{name}: expected a boolean mask, got dtype {t.dtype} (use gt > 0 or gt.bool())")
+    if t.ndim != 3 or tuple(t.shape[1:]) != (GT_SIZE, GT_SIZE):
+        raise ValueError(f"{name}: expected shape B x {GT_SIZE} x {GT_SIZE}, got {tuple(t.shape)}")
+    if batch is not None and t.shape[0] != batch:
+        raise ValueError(f"{name}: batch size {t.shape[0]} does not match maps' batch size {batch}")
+    return t
+
+
+def _as_threshold(threshold: float | torch.Tensor | np.ndarray, batch: int, device: torch.device) -> torch.Tensor:
+    """A scalar or per-sample threshold as a float32 ``B × 1 × 1`` tensor."""
+    t = torch.as_tensor(threshold, dtype=torch.float32, device=device)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    if t.ndim != 1 or t.shape[0] != batch:
+        raise ValueError(f"threshold: expected a scalar or a length-{batch} vector, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("threshold: must be finite")
+    return t.view(batch, 1, 1)
+
+
+def _as_values(values: torch.Tensor | np.ndarray | Sequence[float], name: str) -> torch.Tensor:
+    t = torch.as_tensor(values, dtype=torch.float64)
+    if t.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D vector of per-sample values, got shape {tuple(t.shape)}")
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# Upsampling and binarisation
+# ----------------------------------------------------------------------------------------------
+def upsample(maps: torch.Tensor | np.ndarray, size: int = GT_SIZE) -> torch.Tensor:
+    r"""Bring native maps to ``size × size`` with half-pixel bilinear interpolation.
+
+    Formula (per axis, output pixel :math:`i`, scale :math:`s = h/\mathrm{size}`): source coordinate
+    :math:`x = (i + 0.5)\,s - 0.5`, clamped to :math:`[0, h-1]`, then linear interpolation between
+    the two neighbouring native pixels. This is ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False)``, identical to OpenCV's ``INTER_LINEAR``, which the paper's code uses for
+    every negative map. The same upsampler is used for every map (positive and negative), unlike the
+    paper's code (audit M12).
+
+    The result is clamped to each map's native [min, max]: exact interpolation never leaves that
+    range, and the clamp removes 1-ulp rounding excursions, so that a map whose native maximum is
+    ``<=`` a threshold is guaranteed to binarise to an empty map (a constant map stays constant).
+    Maps already at ``size × size`` are returned unchanged (as float32).
+    """
+    return _upsample(as_maps(maps), size)
+
+
+def _upsample(m: torch.Tensor, size: int = GT_SIZE) -> torch.Tensor:
+    """:func:`upsample` without validation (``m`` already checked float32)."""
+    if tuple(m.shape[1:]) == (size, size):
+        return m
+    up = F.interpolate(m.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
+    lo = m.amin(dim=(1, 2)).view(-1, 1, 1)
+    hi = m.amax(dim=(1, 2)).view(-1, 1, 1)
+    return torch.maximum(torch.minimum(up, hi), lo)
+
+
+def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Localization maps: ``maps224 > threshold`` (strict), threshold scalar or per sample.
+
+    A pixel exactly equal to the threshold is *not* active. Consequences, by design: a map whose
+    maximum equals the threshold is empty; a binary {0, 1} map (an oracle) at threshold 1 is empty and
+    at any threshold in [0, 1) equals its mask.
+    """
+    return _binarize(as_maps(maps224, "maps224"), threshold)
+
+
+def _binarize(m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
+    return m > _as_threshold(threshold, m.shape[0], m.device)
+
+
+def _check_masks(a: torch.Tensor, name: str) -> torch.Tensor:
+    if a.dtype != torch.bool or a.ndim != 3:
+        raise ValueError(f"{name}: expected a boolean B x H x W mask, got dtype {a.dtype}, shape {tuple(a.shape)}")
+    return a
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-sample metrics
+# ----------------------------------------------------------------------------------------------
+def mask_iou(pred: torch.Tensor, gt: torch.Tensor, empty_gt: EmptyGtRule = "exclude") -> torch.Tensor:
+    r"""Per-sample IoU of boolean masks: :math:`|P \cap G| / |P \cup G|`.
+
+    For an empty GT the value follows ``empty_gt`` (see :data:`EmptyGtRule`); for a non-empty GT the
+    union is never empty, so the ratio is always defined.
+    """
+    _check_masks(pred, "pred")
+    gt = as_gt(gt, pred.shape[0])
+    gt = gt.to(pred.device)
+    inter = (pred & gt).flatten(1).sum(1).double()
+    union = (pred | gt).flatten(1).sum(1).double()
+    gt_area = gt.flatten(1).sum(1)
+    out = inter / union.clamp_min(1)
+    empty = gt_area == 0
+    if bool(empty.any()):
+        if empty_gt == "exclude":
+            fill = torch.full_like(out, float("nan"))
+        elif empty_gt == "zero":
+            fill = torch.zeros_like(out)
+        elif empty_gt == "match_empty":
+            fill = (pred.flatten(1).sum(1) == 0).double()
+        else:
+            raise ValueError(f"empty_gt: expected 'exclude', 'zero' or 'match_empty', got {empty_gt!r}")
+        out = torch.where(empty, fill, out)
+    return out
+
+
+def ciou(
+    maps: torch.Tensor | np.ndarray,
+    gt: torch.Tensor | np.ndarray,
+    threshold: float | torch.Tensor | np.ndarray,
+    empty_gt: EmptyGtRule = "exclude",
+) -> torch.Tensor:
+    r"""Per-sample IoU with the GT of the map binarised at ``threshold`` (the paper's cIoU, U. th.).
+
+    .. math:: \mathrm{IoU}_i = \frac{|\{x: \hat S_i(x) > t\} \cap G_i|}{|\{x: \hat S_i(x) > t\} \cup G_i|}
+
+    where :math:`\hat S_i` is the map upsampled to 224 × 224 (:func:`upsample`) and :math:`G_i` the
+    GT mask. Aggregate with :func:`mean_iou` (Table I "cIoU U. th."), :func:`success_rate` or :func:`auc`.
+    """
+    m = as_maps(maps)
+    g = as_gt(gt, m.shape[0]).to(m.device)
+    return mask_iou(_binarize(_upsample(m), threshold), g, empty_gt)
+
+
+def adaptive_mask(maps224: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """Activate exactly ``area[i]`` pixels of each map: the top-M pixels by value.
+
+    Ties are broken deterministically by raster order (row-major flat index; the lower index wins),
+    i.e. the first M entries of a *stable* descending sort. So a constant map activates its first M
+    pixels in raster order, and exactly M pixels are always active (the paper's code activates M - 1,
+    or fewer with ties; audit M5). ``area`` may be 0 (empty mask) up to 224² (all pixels).
+    """
+    m = as_maps(maps224, "maps224")
+    b, h, w = m.shape
+    area = torch.as_tensor(area, device=m.device).long().view(-1)
+    if area.shape[0] != b:
+        raise ValueError(f"area: expected {b} values, got {area.shape[0]}")
+    if bool(((area < 0) | (area > h * w)).any()):
+        raise ValueError(f"area: values must lie in [0, {h * w}]")
+    order = torch.sort(m.flatten(1), dim=1, descending=True, stable=True).indices
+    keep = torch.arange(h * w, device=m.device).unsqueeze(0) < area.unsqueeze(1)
+    out = torch.zeros(b, h * w, dtype=torch.bool, device=m.device)
+    out.scatter_(1, order, keep)
+    return out.view(b, h, w)
+
+
+def ciou_adaptive(
+    maps: torch.Tensor | np.ndarray,
+    gt: torch.Tensor | np.ndarray,
+    empty_gt: EmptyGtRule = "exclude",
+) -> torch.Tensor:
+    r"""Per-sample IoU of the top-M pixels with the GT, M = GT area (the adaptive threshold of [22]).
+
+    .. math:: \mathrm{IoU}^{adap}_i = \mathrm{IoU}(\mathrm{top}_{|G_i|}(\hat S_i), G_i)
+
+    This needs the GT size, i.e. a prior on the sounding object; Table I's "cIoU Adap." is
+    :func:`success_rate` of these values (fraction >= 0.5), "AUC Adap." is :func:`auc` of them.
+    An empty GT gives an empty prediction, scored by ``empty_gt``.
+    """
+    m = as_maps(maps)
+    g = as_gt(gt, m.shape[0]).to(m.device)
+    pred = adaptive_mask(_upsample(m), g.flatten(1).sum(1))
+    return mask_iou(pred, g, empty_gt)
+
+
+def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
+    r"""Per-sample fraction of the image that is active: :math:`\mathrm{pIA}_i = \sum_x m_i(x) / (H W)`.
+
+    :math:`m_i` is the 224 × 224 localization map (:func:`upsample`, then :func:`binarize`). For a
+    negative audio (silence, noise, off-screen) the ideal value is 0; lower is better.
+    """
+    mask = _binarize(_upsample(as_maps(maps)), threshold)
+    return mask.flatten(1).sum(1).double() / (mask.shape[1] * mask.shape[2])
+
+
+def mask_pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample IoU of two boolean masks, with IoU = 1 when both are empty (the paper's rule)."""
+    _check_masks(a, "a")
+    _check_masks(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"masks: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+    inter = (a & b).flatten(1).sum(1).double()
+    union = (a | b).flatten(1).sum(1).double()
+    return torch.where(union == 0, torch.ones_like(union), inter / union.clamp_min(1))
+
+
+def map_iou(
+    maps_a: torch.Tensor | np.ndarray,
+    maps_b: torch.Tensor | np.ndarray,
+    threshold: float | torch.Tensor | np.ndarray,
+) -> torch.Tensor:
+    r"""Per-sample IoU between the localization maps of two audios for the same image (Fig. 3).
+
+    Both maps are upsampled and binarised at the same (model's) threshold. Both empty: IoU = 1
+    (the two maps agree); exactly one empty: 0. Caveat (audit M11): the both-empty rule also applies to
+    positive vs negative, so a model whose *positive* map is empty scores 1 there.
+    """
+    a = as_maps(maps_a, "maps_a")
+    b = as_maps(maps_b, "maps_b")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
+    return mask_pair_iou(_binarize(_upsample(a), threshold), _binarize(_upsample(b), threshold))
+
+
+def count_empty_gt(gt: torch.Tensor | np.ndarray) -> int:
+    """How many GT masks in the batch are empty (the samples an :data:`EmptyGtRule` applies to)."""
+    g = as_gt(gt)
+    return int((g.flatten(1).sum(1) == 0).sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# Aggregation over samples
+# ----------------------------------------------------------------------------------------------
+def _finite(values: torch.Tensor | np.ndarray | Sequence[float], name: str) -> torch.Tensor:
+    v = _as_values(values, name)
+    v = v[~torch.isnan(v)]
+    if v.numel() == 0:
+        raise ValueError(f"{name}: no defined (non-NaN) values to aggregate")
+    return v
+
+
+def mean_iou(ious: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+    """Mean of the per-sample IoUs, NaN (excluded) samples skipped: Table I's "cIoU U. th."."""
+    return float(_finite(ious, "ious").mean())
+
+
+def success_rate(values: torch.Tensor | np.ndarray | Sequence[float], at: float = 0.5) -> float:
+    """Fraction of samples with value ``>= at`` (NaN skipped): Table I's "cIoU Adap." with ``at=0.5``."""
+    v = _finite(values, "values")
+    return float((v >= at).double().mean())
+
+
+def success_curve(
+    values: torch.Tensor | np.ndarray | Sequence[float], direction: Literal[">=", "<="] = ">="
+) -> torch.Tensor:
+    """Success ratio at each tau of :data:`TAU_GRID`: fraction of samples with ``value >= tau``
+    (IoU) or ``value <= tau`` (pIA). NaN samples are skipped."""
+    v = _finite(values, "values")
+    tau = TAU_GRID.to(v.device)
+    if direction == ">=":
+        hit = v.unsqueeze(0) >= tau.unsqueeze(1)
+    elif direction == "<=":
+        hit = v.unsqueeze(0) <= tau.unsqueeze(1)
+    else:
+        raise ValueError(f"direction: expected '>=' or '<=', got {direction!r}")
+    return hit.double().mean(1)
+
+
+def _trapezoid(curve: torch.Tensor) -> float:
+    tau = TAU_GRID.to(curve.device)
+    return float(((curve[1:] + curve[:-1]) * (tau[1:] - tau[:-1])).sum() / 2)
+
+
+def auc(ious: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+    r"""Area under the success curve of the IoUs, 21-point trapezoid over tau in [0, 1].
+
+    .. math:: \mathrm{AUC} = \sum_{k=0}^{19} \frac{0.05}{2}\,\big(s(\tau_k) + s(\tau_{k+1})\big),
+              \quad s(\tau) = \frac{1}{N}\,\#\{i: \mathrm{IoU}_i \ge \tau\}
+
+    Caveat (audit M7): AUC = mean IoU + delta with delta in (-0.025, 0.025]; every sample with IoU 0
+    adds 0.025/N, so AUC partly counts empty maps.
+    """
+    return _trapezoid(success_curve(ious, ">="))
+
+
+def auc_n(pias: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+    r"""AUC_N: area under the success curve of negatives, success = ``pIA <= tau`` (higher is better).
+
+    .. math:: \mathrm{AUC}_N = \sum_{k=0}^{19} \frac{0.05}{2}\,\big(s(\tau_k) + s(\tau_{k+1})\big),
+              \quad s(\tau) = \frac{1}{N}\,\#\{i: \mathrm{pIA}_i \le \tau\}
+
+    It equals 1 - mean pIA up to the trapezoid's discretisation (within 0.025).
+    """
+    return _trapezoid(success_curve(pias, "<="))
+
+
+def harmonic_mean(a: float, b: float) -> float:
+    """``2ab / (a + b)``, defined as 0 when ``a + b == 0``. Both in [0, 1]."""
+    for name, x in (("a", a), ("b", b)):
+        if not (0.0 <= x <= 1.0):
+            raise ValueError(f"harmonic_mean: {name} = {x} is outside [0, 1]")
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def _mean_over_types(by_type: Mapping[str, float] | Sequence[float], name: str) -> float:
+    vals = list(by_type.values()) if isinstance(by_type, Mapping) else list(by_type)
+    if not vals:
+        raise ValueError(f"{name}: need at least one negative type")
+    return float(sum(vals) / len(vals))
+
+
+def f_loc(ciou_mean: float, pia_by_type: Mapping[str, float] | Sequence[float]) -> float:
+    r""":math:`F_{LOC} = H\big(\mathrm{cIoU},\; 1 - \overline{\mathrm{pIA}}\big)`, harmonic mean of the mean IoU
+    on positives and one minus the pIA averaged over the negative types (each type weighted equally)."""
+    return harmonic_mean(ciou_mean, 1.0 - _mean_over_types(pia_by_type, "pia_by_type"))
+
+
+def f_auc(auc_value: float, auc_n_by_type: Mapping[str, float] | Sequence[float]) -> float:
+    r""":math:`F_{AUC} = H\big(\mathrm{AUC},\; \overline{\mathrm{AUC}_N}\big)`, harmonic mean of the positive AUC and
+    the AUC_N averaged over the negative types."""
+    return harmonic_mean(auc_value, _mean_over_types(auc_n_by_type, "auc_n_by_type"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Metric cards (what each metric measures, its range, its caveats), in the spirit of HF evaluate
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricCard:
+    """A short card for one metric: name, formula (LaTeX), what it measures, range, caveats."""
+
+    name: str
+    function: str
+    formula: str
+    measures: str
+    range: str
+    better: str
+    caveats: tuple[str, ...]
+
+    def to_markdown(self) -> str:
+        """The card as Markdown (used by the metric-definitions chapter)."""
+        lines = [
+            f"### {self.name}",
+            "",
+            f"$$ {self.formula} $$",
+            "",
+            f"- **Measures:** {self.measures}",
+            f"- **Range:** {self.range}; {self.better}.",
+            f"- **Function:** `vssl_helpers.metrics.{self.function}`",
+        ]
+        lines += [f"- **Caveat:** {c}" for c in self.caveats]
+        return "\n".join(lines)
+
+
+METRIC_CARDS: dict[str, MetricCard] = {
+    c.function: c
+    for c in [
+        MetricCard(
+            name="cIoU (universal threshold)",
+            function="ciou",
+            formula=r"\mathrm{cIoU} = \frac{1}{N}\sum_i \frac{|\{x:\hat S_i(x) > t\}\cap G_i|}{|\{x:\hat S_i(x) > t\}\cup G_i|}",
+            measures="how well the map, binarised at the model's universal threshold t, covers the sounding object on positive audio",
+            range="[0, 1] (tables: ×100)",
+            better="higher is better",
+            caveats=(
+                "Table I's 'cIoU U. th.' is the mean per-sample IoU, while 'cIoU Adap.' is the fraction with IoU ≥ 0.5: two different quantities (audit M1).",
+                "An empty GT (2 VGG-SS entries) has no IoU by default (excluded, reported).",
+            ),
+        ),
+        MetricCard(
+            name="cIoU Adap. (top-M)",
+            function="ciou_adaptive",
+            formula=r"\mathrm{cIoU}^{adap} = \frac{1}{N}\#\{i: \mathrm{IoU}(\mathrm{top}_{|G_i|}(\hat S_i), G_i) \ge 0.5\}",
+            measures="localization when the size of the sounding object is known: the |G| highest pixels are activated",
+            range="[0, 1]",
+            better="higher is better",
+            caveats=(
+                "Assumes the object is visible and its size known: it cannot be used on negative audio.",
+                "Exactly M pixels are activated, ties broken by raster order (the paper's code activates M−1).",
+            ),
+        ),
+        MetricCard(
+            name="AUC",
+            function="auc",
+            formula=r"\mathrm{AUC} = \int_0^1 \tfrac{1}{N}\#\{i:\mathrm{IoU}_i\ge\tau\}\,d\tau \;\;(\text{21-point trapezoid})",
+            measures="localization quality over all IoU success levels",
+            range="[0, 1]",
+            better="higher is better",
+            caveats=("Within ±0.025 of the mean IoU; each empty map adds 0.025/N (audit M7).",),
+        ),
+        MetricCard(
+            name="pIA",
+            function="pia",
+            formula=r"\mathrm{pIA} = \frac{1}{HW}\sum_x m(x), \quad m = [\hat S > t]",
+            measures="how much of the image lights up for a negative audio (silence, noise, off-screen)",
+            range="[0, 1]",
+            better="lower is better (0: the model stays silent)",
+            caveats=("Depends on the upsampler near the threshold; one upsampler is used for every map.",),
+        ),
+        MetricCard(
+            name="AUC_N",
+            function="auc_n",
+            formula=r"\mathrm{AUC}_N = \int_0^1 \tfrac{1}{N}\#\{i:\mathrm{pIA}_i\le\tau\}\,d\tau",
+            measures="robustness to negative audio over all tolerated activation levels",
+            range="[0, 1]",
+            better="higher is better",
+            caveats=("Within 0.025 of 1 − mean pIA, so it adds little beyond pIA.",),
+        ),
+        MetricCard(
+            name="F_LOC",
+            function="f_loc",
+            formula=r"F_{LOC} = \frac{2\,\mathrm{cIoU}\,(1-\overline{\mathrm{pIA}})}{\mathrm{cIoU} + 1 - \overline{\mathrm{pIA}}}",
+            measures="one number for positive localization and negative silence together",
+            range="[0, 1]",
+            better="higher is better",
+            caveats=("Dominated by the smaller term; negative types are weighted equally.",),
+        ),
+        MetricCard(
+            name="F_AUC",
+            function="f_auc",
+            formula=r"F_{AUC} = \frac{2\,\mathrm{AUC}\,\overline{\mathrm{AUC}_N}}{\mathrm{AUC} + \overline{\mathrm{AUC}_N}}",
+            measures="the AUC counterpart of F_LOC",
+            range="[0, 1]",
+            better="higher is better",
+            caveats=("Since AUC_N ≈ 1 − pIA, F_AUC tracks F_LOC closely.",),
+        ),
+        MetricCard(
+            name="Map-vs-map IoU",
+            function="map_iou",
+            formula=r"\mathrm{IoU}(m_a, m_b) = \frac{|m_a\cap m_b|}{|m_a\cup m_b|}, \; 1 \text{ if both empty}",
+            measures="whether the model changes its map when the audio changes (Fig. 3)",
+            range="[0, 1]",
+            better="low for positive vs negative, high for negative vs negative",
+            caveats=("Both-empty = 1 also applies to positive vs negative (audit M11).",),
+        ),
+    ]
+}

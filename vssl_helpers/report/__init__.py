@@ -1,0 +1,1 @@
+"""Tables and figures: Table I arithmetic, plots for the book."""
