@@ -45,7 +45,7 @@ PY=$(pick_python)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 echo "bootstrap: installing the pinned requirements into $VENV (first run: a few minutes)"
 "$VENV/bin/python" -m pip install --quiet -r requirements.txt 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-"$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e . 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 "$VENV/bin/python" -m ipykernel install --prefix "$VENV" --name vssl-companion --display-name "vssl-companion (.venv)" >/dev/null
 echo "$want" > "$STAMP"
 echo "bootstrap: done"

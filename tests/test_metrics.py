@@ -306,3 +306,17 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
     half = maps.half()
     torch.testing.assert_close(M.pia(half.cuda(), 0.3).cpu(), M.pia(half, 0.3), rtol=0, atol=0)
+
+
+def test_batch_mixing_empty_full_and_partial_maps():
+    # maps settled from their native range (all below / all above) next to maps that need upsampling
+    rng = np.random.default_rng(21)
+    maps = dyadic_maps(rng, 6, 14)
+    maps[0] = maps[0] * 0.25  # max <= 64/256 < threshold: empty
+    maps[1] = 0.75 + maps[1] * 0.25  # min >= 192/256 > threshold: full
+    maps[2] = 0.5  # constant, equal to the threshold: empty
+    gt = random_boxes_gt(rng, 6)
+    thr = 0.5
+    assert_same(M.ciou(maps, gt, thr), ciou_ref(maps, gt, thr))
+    assert_same(M.pia(maps, thr), pia_ref(maps, thr))
+    assert M.pia(maps, thr)[:3].tolist() == [0.0, 1.0, 0.0]

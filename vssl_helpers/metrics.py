@@ -25,12 +25,12 @@ trapezoid success-rate curves), :func:`f_loc` and :func:`f_auc` (harmonic means)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "GT_SIZE",
@@ -173,13 +173,79 @@ def upsample(maps: torch.Tensor | np.ndarray, size: int = GT_SIZE) -> torch.Tens
 
 
 def _upsample(m: torch.Tensor, size: int = GT_SIZE) -> torch.Tensor:
-    """:func:`upsample` without validation (``m`` already checked float32)."""
+    """:func:`upsample` without validation (``m`` already checked float32).
+
+    Computed separably, ``W_y @ m @ W_x^T`` with the two interpolation matrices, which is
+    mathematically the same bilinear interpolation as ``F.interpolate`` and several times faster on
+    CPU (two small batched matmuls instead of a gather per output pixel).
+    """
     if tuple(m.shape[1:]) == (size, size):
         return m
-    up = F.interpolate(m.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
+    wy = _interp_matrix(m.shape[1], size, m.device)
+    wx = _interp_matrix(m.shape[2], size, m.device)
+    up = wy @ m @ wx.T
     lo = m.amin(dim=(1, 2)).view(-1, 1, 1)
     hi = m.amax(dim=(1, 2)).view(-1, 1, 1)
     return torch.maximum(torch.minimum(up, hi), lo)
+
+
+@functools.lru_cache(maxsize=64)
+def _interp_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    """``n_out × n_in`` half-pixel bilinear interpolation weights (two non-zeros per row, summing to 1)."""
+    x = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
+    x0 = x.floor().long()
+    x1 = (x0 + 1).clamp(max=n_in - 1)
+    t = x - x0
+    w = torch.zeros(n_out, n_in, dtype=torch.float64)
+    rows = torch.arange(n_out)
+    w.index_put_((rows, x0), 1 - t, accumulate=True)
+    w.index_put_((rows, x1), t, accumulate=True)
+    return w.float().to(device)
+
+
+def _chunk_size(device: torch.device) -> int:
+    # On CPU, 32 maps of 224 x 224 float32 (6.4 MB) stay in cache; bigger chunks are memory-bound.
+    return 32 if device.type == "cpu" else 4096
+
+
+def _active_counts(
+    m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray, gt: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per map: number of active pixels after upsampling and ``> threshold``, and, when ``gt`` is
+    given, the number of those inside the GT.
+
+    Interpolated values lie in each map's native [min, max], so a map whose native max is
+    ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
+    those are settled from the native map alone (at the universal threshold this is most negatives,
+    at least 75 % of the decisive type by construction). Only the other maps are upsampled, in chunks
+    small enough to stay in cache.
+    """
+    b = m.shape[0]
+    thr = _as_threshold(threshold, b, m.device).view(b)
+    flat = m.flatten(1)
+    none_on = flat.amax(1) <= thr
+    all_on = flat.amin(1) > thr
+    n_pix = GT_SIZE * GT_SIZE
+    active = torch.where(all_on, n_pix, 0).long()
+    inter = torch.zeros(b, dtype=torch.int64, device=m.device) if gt is not None else None
+    if inter is not None and bool(all_on.any()):
+        full = torch.nonzero(all_on).view(-1)
+        inter[full] = gt[full].flatten(1).sum(1)  # type: ignore[index]
+    mixed = ~(none_on | all_on)
+    step = _chunk_size(m.device)
+    for s in range(0, b, step):
+        e = min(s + step, b)
+        sel = mixed[s:e]
+        n_sel = int(sel.sum())
+        if n_sel == 0:
+            continue
+        # contiguous slices when the whole chunk needs upsampling (the usual case for positives)
+        idx = slice(s, e) if n_sel == e - s else torch.nonzero(sel).view(-1) + s
+        act = _upsample(m[idx]) > thr[idx].view(-1, 1, 1)
+        active[idx] = act.flatten(1).sum(1)
+        if inter is not None:
+            inter[idx] = (act & gt[idx]).flatten(1).sum(1)  # type: ignore[index]
+    return active, inter
 
 
 def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -189,10 +255,7 @@ def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray
     maximum equals the threshold is empty; a binary {0, 1} map (an oracle) at threshold 1 is empty and
     at any threshold in [0, 1) equals its mask.
     """
-    return _binarize(as_maps(maps224, "maps224"), threshold)
-
-
-def _binarize(m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
+    m = as_maps(maps224, "maps224")
     return m > _as_threshold(threshold, m.shape[0], m.device)
 
 
@@ -212,24 +275,10 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor, empty_gt: EmptyGtRule = "excl
     union is never empty, so the ratio is always defined.
     """
     _check_masks(pred, "pred")
-    gt = as_gt(gt, pred.shape[0])
-    gt = gt.to(pred.device)
-    inter = (pred & gt).flatten(1).sum(1).double()
-    union = (pred | gt).flatten(1).sum(1).double()
-    gt_area = gt.flatten(1).sum(1)
-    out = inter / union.clamp_min(1)
-    empty = gt_area == 0
-    if bool(empty.any()):
-        if empty_gt == "exclude":
-            fill = torch.full_like(out, float("nan"))
-        elif empty_gt == "zero":
-            fill = torch.zeros_like(out)
-        elif empty_gt == "match_empty":
-            fill = (pred.flatten(1).sum(1) == 0).double()
-        else:
-            raise ValueError(f"empty_gt: expected 'exclude', 'zero' or 'match_empty', got {empty_gt!r}")
-        out = torch.where(empty, fill, out)
-    return out
+    gt = as_gt(gt, pred.shape[0]).to(pred.device)
+    active = pred.flatten(1).sum(1)
+    inter = (pred & gt).flatten(1).sum(1)
+    return _iou_from_counts(active, inter, gt.flatten(1).sum(1), empty_gt)
 
 
 def ciou(
@@ -247,7 +296,28 @@ def ciou(
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    return mask_iou(_binarize(_upsample(m), threshold), g, empty_gt)
+    active, inter = _active_counts(m, threshold, g)
+    return _iou_from_counts(active, inter, g.flatten(1).sum(1), empty_gt)  # type: ignore[arg-type]
+
+
+def _iou_from_counts(
+    active: torch.Tensor, inter: torch.Tensor, gt_area: torch.Tensor, empty_gt: EmptyGtRule
+) -> torch.Tensor:
+    inter = inter.double()
+    union = active.double() + gt_area.double() - inter
+    out = inter / union.clamp_min(1)
+    empty = gt_area == 0
+    if bool(empty.any()):
+        if empty_gt == "exclude":
+            fill = torch.full_like(out, float("nan"))
+        elif empty_gt == "zero":
+            fill = torch.zeros_like(out)
+        elif empty_gt == "match_empty":
+            fill = (active == 0).double()
+        else:
+            raise ValueError(f"empty_gt: expected 'exclude', 'zero' or 'match_empty', got {empty_gt!r}")
+        out = torch.where(empty, fill, out)
+    return out
 
 
 def adaptive_mask(maps224: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
@@ -297,8 +367,8 @@ def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.nd
     :math:`m_i` is the 224 × 224 localization map (:func:`upsample`, then :func:`binarize`). For a
     negative audio (silence, noise, off-screen) the ideal value is 0; lower is better.
     """
-    mask = _binarize(_upsample(as_maps(maps)), threshold)
-    return mask.flatten(1).sum(1).double() / (mask.shape[1] * mask.shape[2])
+    active, _ = _active_counts(as_maps(maps), threshold)
+    return active.double() / (GT_SIZE * GT_SIZE)
 
 
 def mask_pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -327,7 +397,13 @@ def map_iou(
     b = as_maps(maps_b, "maps_b")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
-    return mask_pair_iou(_binarize(_upsample(a), threshold), _binarize(_upsample(b), threshold))
+    thr = _as_threshold(threshold, a.shape[0], a.device)
+    out = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
+    step = _chunk_size(a.device)
+    for s in range(0, a.shape[0], step):
+        e = min(s + step, a.shape[0])
+        out[s:e] = mask_pair_iou(_upsample(a[s:e]) > thr[s:e], _upsample(b[s:e]) > thr[s:e])
+    return out
 
 
 def count_empty_gt(gt: torch.Tensor | np.ndarray) -> int:
