@@ -320,3 +320,14 @@ def test_batch_mixing_empty_full_and_partial_maps():
     assert_same(M.ciou(maps, gt, thr), ciou_ref(maps, gt, thr))
     assert_same(M.pia(maps, thr), pia_ref(maps, thr))
     assert M.pia(maps, thr)[:3].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_top_m_selection_and_sort_paths_agree():
+    # the CPU path (selection) and the GPU path (stable sort) must give the same masks, ties included
+    rng = np.random.default_rng(4)
+    flat = torch.from_numpy((rng.integers(0, 8, size=(12, 500)) / 8).astype(np.float32))  # many ties
+    area = torch.tensor([0, 1, 7, 50, 250, 499, 500, 3, 100, 2, 64, 128])
+    by_sort = M._top_m_by_sort(flat, area)
+    by_select = M._top_m_by_selection(flat, area)
+    assert torch.equal(by_sort, by_select)
+    assert by_select.sum(1).tolist() == area.tolist()

@@ -210,31 +210,33 @@ def _chunk_size(device: torch.device) -> int:
 
 def _active_counts(
     m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray, gt: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per map: number of active pixels after upsampling and ``> threshold``, and, when ``gt`` is
-    given, the number of those inside the GT.
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Per map: number of active pixels after upsampling and ``> threshold``; when ``gt`` is given,
+    also the number of those inside the GT and the GT area.
 
     Interpolated values lie in each map's native [min, max], so a map whose native max is
     ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
     those are settled from the native map alone (at the universal threshold this is most negatives,
     at least 75 % of the decisive type by construction). Only the other maps are upsampled, in chunks
-    small enough to stay in cache.
+    small enough to stay in cache (reductions over one large boolean tensor are several times slower
+    on CPU than the same reductions chunk by chunk).
     """
     b = m.shape[0]
     thr = _as_threshold(threshold, b, m.device).view(b)
     flat = m.flatten(1)
     none_on = flat.amax(1) <= thr
     all_on = flat.amin(1) > thr
-    n_pix = GT_SIZE * GT_SIZE
-    active = torch.where(all_on, n_pix, 0).long()
-    inter = torch.zeros(b, dtype=torch.int64, device=m.device) if gt is not None else None
-    if inter is not None and bool(all_on.any()):
-        full = torch.nonzero(all_on).view(-1)
-        inter[full] = gt[full].flatten(1).sum(1)  # type: ignore[index]
     mixed = ~(none_on | all_on)
+    active = torch.where(all_on, GT_SIZE * GT_SIZE, 0).long()
+    inter = area = None
+    if gt is not None:
+        inter = torch.zeros(b, dtype=torch.int64, device=m.device)
+        area = torch.empty(b, dtype=torch.int64, device=m.device)
     step = _chunk_size(m.device)
     for s in range(0, b, step):
         e = min(s + step, b)
+        if area is not None:
+            area[s:e] = gt[s:e].flatten(1).sum(1)  # type: ignore[index]
         sel = mixed[s:e]
         n_sel = int(sel.sum())
         if n_sel == 0:
@@ -245,7 +247,9 @@ def _active_counts(
         active[idx] = act.flatten(1).sum(1)
         if inter is not None:
             inter[idx] = (act & gt[idx]).flatten(1).sum(1)  # type: ignore[index]
-    return active, inter
+    if inter is not None:
+        inter = torch.where(all_on, area, inter)  # type: ignore[arg-type]
+    return active, inter, area
 
 
 def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -296,8 +300,8 @@ def ciou(
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    active, inter = _active_counts(m, threshold, g)
-    return _iou_from_counts(active, inter, g.flatten(1).sum(1), empty_gt)  # type: ignore[arg-type]
+    active, inter, area = _active_counts(m, threshold, g)
+    return _iou_from_counts(active, inter, area, empty_gt)  # type: ignore[arg-type]
 
 
 def _iou_from_counts(
@@ -335,11 +339,34 @@ def adaptive_mask(maps224: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"area: expected {b} values, got {area.shape[0]}")
     if bool(((area < 0) | (area > h * w)).any()):
         raise ValueError(f"area: values must lie in [0, {h * w}]")
-    order = torch.sort(m.flatten(1), dim=1, descending=True, stable=True).indices
-    keep = torch.arange(h * w, device=m.device).unsqueeze(0) < area.unsqueeze(1)
-    out = torch.zeros(b, h * w, dtype=torch.bool, device=m.device)
-    out.scatter_(1, order, keep)
-    return out.view(b, h, w)
+    select = _top_m_by_selection if m.device.type == "cpu" else _top_m_by_sort
+    return select(m.flatten(1), area).view(b, h, w)
+
+
+def _top_m_by_sort(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """Top-M mask by one batched stable descending sort (fast on GPU)."""
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    keep = torch.arange(flat.shape[1], device=flat.device).unsqueeze(0) < area.unsqueeze(1)
+    return torch.zeros_like(flat, dtype=torch.bool).scatter_(1, order, keep)
+
+
+def _top_m_by_selection(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """Top-M mask by an O(N) selection per map (about 4x faster than sorting on CPU). Same result
+    as :func:`_top_m_by_sort`: every pixel above the M-th largest value, then the pixels tied with
+    it in raster order until there are M."""
+    n = flat.shape[1]
+    out = torch.zeros_like(flat, dtype=torch.bool)
+    for i, k in enumerate(area.tolist()):
+        if k == 0:
+            continue
+        if k == n:
+            out[i] = True
+            continue
+        v = torch.kthvalue(flat[i], n - k + 1).values
+        above = flat[i] > v
+        ties = flat[i] == v
+        out[i] = above | (ties & (torch.cumsum(ties, 0) <= k - int(above.sum())))
+    return out
 
 
 def ciou_adaptive(
@@ -357,7 +384,8 @@ def ciou_adaptive(
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    pred = adaptive_mask(_upsample(m), g.flatten(1).sum(1))
+    area = torch.cat([g[s : s + 32].flatten(1).sum(1) for s in range(0, g.shape[0], 32)])
+    pred = adaptive_mask(_upsample(m), area)
     return mask_iou(pred, g, empty_gt)
 
 
@@ -367,7 +395,7 @@ def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.nd
     :math:`m_i` is the 224 × 224 localization map (:func:`upsample`, then :func:`binarize`). For a
     negative audio (silence, noise, off-screen) the ideal value is 0; lower is better.
     """
-    active, _ = _active_counts(as_maps(maps), threshold)
+    active, _, _ = _active_counts(as_maps(maps), threshold)
     return active.double() / (GT_SIZE * GT_SIZE)
 
 
