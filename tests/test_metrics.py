@@ -331,3 +331,13 @@ def test_top_m_selection_and_sort_paths_agree():
     by_select = M._top_m_by_selection(flat, area)
     assert torch.equal(by_sort, by_select)
     assert by_select.sum(1).tolist() == area.tolist()
+
+
+def test_auroc_against_pairwise_count():
+    rng = np.random.default_rng(2)
+    pos = np.round(rng.normal(1, 1, size=40), 1)  # rounding makes ties
+    neg = np.round(rng.normal(0, 1, size=55), 1)
+    pairs = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    assert M.auroc(pos, neg) == pytest.approx(pairs / (40 * 55), abs=1e-12)
+    assert M.auroc([2, 3], [0, 1]) == 1.0 and M.auroc([0, 1], [2, 3]) == 0.0
+    assert M.auroc([1, 1], [1, 1]) == 0.5

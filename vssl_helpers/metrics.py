@@ -58,6 +58,7 @@ __all__ = [
     "harmonic_mean",
     "f_loc",
     "f_auc",
+    "auroc",
 ]
 
 GT_SIZE = 224
@@ -531,6 +532,29 @@ def f_auc(auc_value: float, auc_n_by_type: Mapping[str, float] | Sequence[float]
     r""":math:`F_{AUC} = H\big(\mathrm{AUC},\; \overline{\mathrm{AUC}_N}\big)`, harmonic mean of the positive AUC and
     the AUC_N averaged over the negative types."""
     return harmonic_mean(auc_value, _mean_over_types(auc_n_by_type, "auc_n_by_type"))
+
+
+def auroc(positive: torch.Tensor | np.ndarray | Sequence[float], negative: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+    r"""Area under the ROC curve of a score that should be higher for positives than negatives.
+
+    .. math:: \mathrm{AUROC} = P(s^+ > s^-) + \tfrac12 P(s^+ = s^-)
+
+    (the Mann-Whitney statistic, ties counted one half). Used on the per-sample maxima of the raw
+    maps: 1 means every positive map peaks above every negative one (a universal threshold can
+    separate them), 0.5 means the maxima carry no information about the audio (Fig. 1's overlap).
+    Not one of the paper's metrics; a diagnostic of its Fig. 1.
+    """
+    pos = _finite(positive, "positive")
+    neg = _finite(negative, "negative")
+    both = torch.cat([pos, neg])
+    # mid-ranks handle ties: rank = (#smaller) + (#equal + 1) / 2
+    order = torch.sort(both).values
+    lo = torch.searchsorted(order, both, right=False).double()
+    hi = torch.searchsorted(order, both, right=True).double()
+    ranks = (lo + hi + 1) / 2
+    n_pos, n_neg = pos.numel(), neg.numel()
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
 
 
 # ----------------------------------------------------------------------------------------------

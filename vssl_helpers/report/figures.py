@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,7 +11,18 @@ from matplotlib.figure import Figure
 
 from .. import metrics as M
 
-__all__ = ["plot_binarisation", "plot_success_curves", "plot_map_pairs"]
+if TYPE_CHECKING:
+    from ..testsets.base import Sample
+
+__all__ = [
+    "plot_binarisation",
+    "plot_success_curves",
+    "plot_map_pairs",
+    "plot_samples",
+    "plot_spectrograms",
+    "plot_maxima",
+    "log_mel_db",
+]
 
 GT_COLOUR = "#2ca02c"
 
@@ -97,4 +108,70 @@ def plot_map_pairs(
         ax.set_title(f"{name}{label}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+    return fig
+
+
+def plot_samples(samples: Sequence[Sample], columns: int = 4) -> Figure:
+    """A grid of test samples: image, GT outline, and the sounding class as title."""
+    rows = -(-len(samples) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.7 * rows), constrained_layout=True)
+    for ax in np.atleast_1d(axes).ravel():
+        ax.axis("off")
+    for ax, s in zip(np.atleast_1d(axes).ravel(), samples):
+        ax.imshow(np.asarray(s.image))
+        _outline(ax, np.asarray(s.gt_mask), GT_COLOUR)
+        ax.set_title(f"{s.classes[0]}\n({s.category})", fontsize=8)
+    return fig
+
+
+def log_mel_db(waveform: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:
+    """Log-mel power spectrogram in dB (n_fft 512, hop 256), for pictures."""
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=512, hop_length=256, n_mels=n_mels)
+    return (10 * torch.log10(mel(torch.as_tensor(waveform, dtype=torch.float32)) + 1e-10)).numpy()
+
+
+def plot_spectrograms(clips: Mapping[str, np.ndarray], sample_rate: int, columns: int = 4) -> Figure:
+    """Log-mel spectrograms of named clips (e.g. one sound per category), on one colour scale."""
+    names = list(clips)
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.2 * rows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
+        ax.axis("on")
+        spec = log_mel_db(clips[name], sample_rate)
+        dur = len(clips[name]) / sample_rate
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=max(-20.0, float(spec.max())), extent=(0, dur, 0, spec.shape[0]))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("s", fontsize=8)
+        ax.set_yticks([])
+    return fig
+
+
+def plot_maxima(maxima: Mapping[str, Mapping[str, torch.Tensor | np.ndarray]], thresholds: Mapping[str, float] | None = None) -> Figure:
+    """Fig. 1: boxplots of the per-sample maximum of the raw map, per model and audio type, with
+    each model's universal threshold as a horizontal line. ``maxima[model][audio_type]``."""
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [
+        {"model": model, "audio": kind, "max": float(v)}
+        for model, by_kind in maxima.items()
+        for kind, values in by_kind.items()
+        for v in np.asarray(values).ravel()
+    ]
+    df = pd.DataFrame(rows)
+    models = list(maxima)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.9 * len(models)), 3.8), constrained_layout=True)
+    sns.boxplot(data=df, x="model", y="max", hue="audio", ax=ax, fliersize=1, linewidth=0.8, order=models)
+    if thresholds:
+        for k, m in enumerate(models):
+            if m in thresholds:
+                ax.hlines(thresholds[m], k - 0.45, k + 0.45, colors="black", linewidth=1.6)
+                ax.text(k, thresholds[m], f"Thr {thresholds[m]:.3f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel("max of the raw map")
+    ax.set_xlabel("")
+    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return fig

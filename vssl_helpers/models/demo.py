@@ -1,0 +1,244 @@
+"""Demo models of the embedded benchmark: small two-tower CNNs and three reference points.
+
+Trained models (same architecture, three training objectives, see :mod:`vssl_helpers.models.training`):
+
+* ``demo-ezvsl``: EZ-VSL's multiple-instance contrastive objective (max over locations, InfoNCE).
+* ``demo-lvs``: LVS's hard-negative objective (positive / background regions of the own map).
+* ``demo-negaware``: EZ-VSL's objective plus a term that drives the map's maximum to 0 for silence,
+  noise and off-screen audio (the remedy the paper's conclusion points to).
+
+Reference points (untrained):
+
+* ``demo-saliency``: audio-blind visual saliency (colour contrast), the same map whatever the audio.
+* ``demo-random``: the two-tower architecture with random weights.
+* ``demo-oracle``: returns the ground-truth mask (audio-blind, reads the GT), binary.
+
+Architecture (at 112 px, as measured feasible on 2 CPU cores): image tower of five conv3×3-BN-ReLU
+layers (16-32-32-64-64 channels, strides 2-2-1-2-1) and a 1×1 projection to D = 64, giving a
+14 × 14 × 64 map; audio tower of three conv-BN-ReLU layers (16-32-64) with two 2×2 max-pools on a
+64-mel log spectrogram of 2 s, then mean+max pooling and a linear layer to D = 64. The map is the
+cosine between each location and the audio embedding, in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from ..threshold import ThresholdRule
+from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+
+__all__ = ["TwoTowerCNN", "SaliencyModel", "OracleModel", "DEMO_PREPROCESSING", "TRAINED_DEMOS"]
+
+DEMO_PREPROCESSING = Preprocessing(
+    image_size=112,
+    image_mean=(0.5, 0.5, 0.5),
+    image_std=(0.25, 0.25, 0.25),
+    sample_rate=16000,
+    audio_seconds=2.0,
+    audio_frontend="log-mel: 64 mels, n_fft 512, hop 256 (2 s -> 64 x 126), 10 log10(power + 1e-10)",
+    version=1,
+)
+
+TRAINED_DEMOS = ("demo-ezvsl", "demo-lvs", "demo-negaware")
+
+
+def fit_audio_length(waveforms: torch.Tensor, n: int) -> torch.Tensor:
+    """Centre-crop or tile each waveform (``B × T``) to exactly ``n`` samples."""
+    t = waveforms.shape[-1]
+    if t == n:
+        return waveforms
+    if t > n:
+        s = (t - n) // 2
+        return waveforms[..., s : s + n]
+    reps = -(-n // t)
+    return waveforms.repeat(1, reps)[..., :n]
+
+
+def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class LogMel(nn.Module):
+    """Waveform (``B × T``) → log-mel (``B × 1 × 64 × frames``), silence maps to -100 dB exactly."""
+
+    def __init__(self, pre: Preprocessing = DEMO_PREPROCESSING) -> None:
+        super().__init__()
+        self.n_samples = int(pre.sample_rate * pre.audio_seconds)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=pre.sample_rate, n_fft=512, hop_length=256, n_mels=64, power=2.0
+        )
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        x = fit_audio_length(waveforms.float(), self.n_samples)
+        db = 10 * torch.log10(self.mel(x) + 1e-10)
+        # fixed affine so typical clips sit around 0 +- 1; BatchNorm handles the rest
+        return ((db + 40.0) / 20.0).unsqueeze(1)
+
+
+class TwoTowerCNN(VSSLModel):
+    """Small image and audio CNNs whose cosine similarity is the localization map."""
+
+    def __init__(self, config: ModelConfig, dim: int = 64) -> None:
+        super().__init__()
+        self.config = config
+        pre = config.preprocessing
+        self.register_buffer("image_mean", torch.tensor(pre.image_mean).view(1, 3, 1, 1))
+        self.register_buffer("image_std", torch.tensor(pre.image_std).view(1, 3, 1, 1))
+        self.image_tower = nn.Sequential(
+            _conv(3, 16, 2), _conv(16, 32, 2), _conv(32, 32, 1), _conv(32, 64, 2), _conv(64, 64, 1), nn.Conv2d(64, dim, 1)
+        )
+        self.frontend = LogMel(pre)
+        self.audio_tower = nn.Sequential(
+            _conv(1, 16, 1), nn.MaxPool2d(2), _conv(16, 32, 1), nn.MaxPool2d(2), _conv(32, 64, 1)
+        )
+        self.audio_proj = nn.Linear(2 * 64, dim)
+
+    def encode_images(self, images: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
+        x = (images - self.image_mean) / self.image_std
+        return F.normalize(self.image_tower(x), dim=1)
+
+    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        h = self.audio_tower(self.frontend(waveforms))
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return F.normalize(self.audio_proj(pooled), dim=1)
+
+    def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("vdhw,ad->vahw", visual, audio)
+
+    def similarity(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if visual.shape[0] != audio.shape[0]:
+            raise ValueError(f"similarity: {visual.shape[0]} visual rows but {audio.shape[0]} audio rows")
+        return torch.einsum("bdhw,bd->bhw", visual, audio)
+
+
+class SaliencyModel(VSSLModel):
+    """Audio-blind visual saliency: colour distance to the image's median colour, smoothed and
+    pooled to 14 × 14. Salient silent objects light up as much as sounding ones."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+        k = torch.outer(k, k) / 256
+        self.register_buffer("blur", k.view(1, 1, 5, 5))
+
+    def encode_images(self, images: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
+        median = images.flatten(2).median(dim=2).values.view(-1, 3, 1, 1)
+        dist = (images - median).norm(dim=1, keepdim=True)
+        smooth = F.conv2d(dist, self.blur, padding=2)
+        return F.adaptive_avg_pool2d(smooth, self.config.map_size)[:, 0]
+
+    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(waveforms.shape[0], 1, device=waveforms.device)
+
+    def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return visual.unsqueeze(1).expand(-1, audio.shape[0], -1, -1)
+
+    def similarity(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return visual
+
+
+class OracleModel(SaliencyModel):
+    """Returns the ground-truth mask as a binary 224 × 224 map, whatever the audio."""
+
+    def encode_images(self, images: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
+        if gt is None:
+            raise ValueError("demo-oracle: needs the GT masks (config.needs_gt); pass gt=...")
+        return gt.float()
+
+
+def _demo_config(name: str, description: str, **kw: Any) -> ModelConfig:
+    base: dict[str, Any] = dict(
+        name=name,
+        family="demo",
+        description=description,
+        map_size=(14, 14),
+        map_units="cosine",
+        map_range=(-1.0, 1.0),
+        threshold_rule=ThresholdRule(),
+        preprocessing=DEMO_PREPROCESSING,
+        paper="vssl-companion embedded benchmark (objective after the cited paper)",
+        code_license="BSD-3-Clause (this project)",
+    )
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def _trained(name: str, pretrained: bool, seed: int, **train_kw: Any) -> VSSLModel:
+    model = TwoTowerCNN(get_demo_config(name))
+    if pretrained:
+        from .training import trained_state_dict
+
+        model.load_state_dict(trained_state_dict(name, seed=seed, **train_kw))
+    model.eval()
+    return model
+
+
+_CONFIGS: dict[str, ModelConfig] = {}
+
+
+def get_demo_config(name: str) -> ModelConfig:
+    return _CONFIGS[name]
+
+
+def _register(config: ModelConfig):
+    _CONFIGS[config.name] = config
+    return register_model(config)
+
+
+@_register(_demo_config("demo-ezvsl", "two-tower CNN, EZ-VSL multiple-instance contrastive objective", paper="Mo & Morgado, ECCV 2022 (objective)"))
+def demo_ezvsl(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
+    return _trained("demo-ezvsl", pretrained, seed, **train_kw)
+
+
+@_register(_demo_config("demo-lvs", "two-tower CNN, LVS hard-negative objective", paper="Chen et al., CVPR 2021 (objective)"))
+def demo_lvs(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
+    return _trained("demo-lvs", pretrained, seed, **train_kw)
+
+
+@_register(_demo_config("demo-negaware", "two-tower CNN, EZ-VSL objective + negative-audio term"))
+def demo_negaware(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
+    return _trained("demo-negaware", pretrained, seed, **train_kw)
+
+
+@_register(_demo_config("demo-random", "two-tower CNN with random weights (seeded)"))
+def demo_random(seed: int = 0, **_: Any) -> VSSLModel:
+    torch.manual_seed(seed)
+    model = TwoTowerCNN(get_demo_config("demo-random"))
+    return model.eval()
+
+
+@_register(
+    _demo_config(
+        "demo-saliency",
+        "audio-blind colour-contrast saliency (same map for every audio)",
+        map_units="colour distance",
+        map_range=(0.0, 3.0**0.5),
+        audio_blind=True,
+    )
+)
+def demo_saliency(**_: Any) -> VSSLModel:
+    return SaliencyModel(get_demo_config("demo-saliency")).eval()
+
+
+@_register(
+    _demo_config(
+        "demo-oracle",
+        "ground-truth mask for every audio (audio-blind upper bound on positives)",
+        map_size=(224, 224),
+        map_units="binary",
+        map_range=(0.0, 1.0),
+        # A binary map's maxima are all 1, so the universal rule would give t = 1 and, with the
+        # strict '>', empty maps: binary maps use a fixed threshold between 0 and 1 instead.
+        threshold_rule=ThresholdRule(kind="fixed", value=0.5),
+        needs_gt=True,
+        audio_blind=True,
+    )
+)
+def demo_oracle(**_: Any) -> VSSLModel:
+    return OracleModel(get_demo_config("demo-oracle")).eval()

@@ -1,0 +1,350 @@
+"""Training the demo models on the synthetic train split (three objectives, one architecture).
+
+Objectives, written from the papers' descriptions at small scale:
+
+* ``ezvsl`` (Mo & Morgado 2022): multiple-instance contrastive learning. The score of an
+  (image i, audio j) pair is the maximum over locations of the cosine map, divided by tau; a
+  symmetric InfoNCE over the batch. During a warm-up the score is (max + mean) / 2, which shortens
+  the plateau at the chance loss ln(batch) that every run starts on (measured in the feasibility
+  study).
+* ``lvs`` (Chen et al. 2021): the own map is split into a positive region (soft mask
+  sigmoid((S - eps_p) / tau_m)) and a background region (1 - sigmoid((S - eps_n) / tau_m)); the
+  positive score is the mean similarity over the positive region, the background of the same image
+  is a hard negative and the other audios of the batch are easy negatives.
+* ``negaware``: ``ezvsl`` plus a binary cross-entropy on w * (max S - b) (learnable w, b) that asks
+  for a high maximum on genuine pairs and a low one for silence, noise and off-screen audio.
+
+**Realism knob.** In-the-wild training video often has its sound source off-screen or absent, yet a
+contrastive objective treats every (frame, audio) pair as positive. ``TrainConfig.offscreen_share``
+replaces that share of training pairs' audio by an *absent-source* audio, drawn from
+``absent_kinds``: another clip of a category that is not in the image ("offscreen"), a sound of
+another category that shares the acoustics of the image's sounding class ("neighbour"), or noise
+shaped like the sounding class's spectrum ("shaped_noise"). The contrastive objectives still count
+those pairs as positives (they cannot know); the negative-aware objective excludes them from its
+positive term. Default: 0.0 (clean data).
+
+Training is capped by **steps**, never by wall time (the cores may be shared), seeded, and
+deterministic on CPU. Results are cached by a hash of (objective config, code version, data
+version): :func:`trained_state_dict` returns the cached weights or trains and saves them
+atomically; checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .demo import TRAINED_DEMOS, TwoTowerCNN, get_demo_config
+
+__all__ = ["TrainConfig", "TrainResult", "train", "trained_state_dict", "training_record", "cache_dir", "OBJECTIVES"]
+
+TRAIN_VERSION = 1
+"""Bump when the training code changes in a way that changes the weights."""
+
+OBJECTIVES = {"demo-ezvsl": "ezvsl", "demo-lvs": "lvs", "demo-negaware": "negaware"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a demo model's weights (hashed for the cache)."""
+
+    objective: str = "ezvsl"
+    seed: int = 0
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    tau: float = 0.1
+    warmup_steps: int = 300
+    n_train_images: int = 4000
+    data_seed: int = 0
+    image_size: int = 112
+    offscreen_share: float = 0.0
+    absent_kinds: tuple[str, ...] = ("offscreen",)
+    neg_weight: float = 1.0
+    lvs_eps_p: float = 0.65
+    lvs_eps_n: float = 0.4
+    lvs_tau_m: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("ezvsl", "lvs", "negaware"):
+            raise ValueError(f"TrainConfig.objective: expected 'ezvsl', 'lvs' or 'negaware', got {self.objective!r}")
+        if not 0.0 <= self.offscreen_share <= 1.0:
+            raise ValueError(f"TrainConfig.offscreen_share: expected a value in [0, 1], got {self.offscreen_share}")
+        bad = set(self.absent_kinds) - {"offscreen", "neighbour", "shaped_noise"}
+        if bad or not self.absent_kinds:
+            raise ValueError(f"TrainConfig.absent_kinds: unknown or empty {sorted(bad) or self.absent_kinds}")
+
+    def key(self) -> str:
+        """Hash of the config, the training code version and the data generator version."""
+        from ..testsets import synthetic
+
+        payload = json.dumps(
+            {"config": dataclasses.asdict(self), "train_version": TRAIN_VERSION, "generator": synthetic.GENERATOR_VERSION},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    """Weights and the record of how they were obtained."""
+
+    state_dict: dict[str, torch.Tensor]
+    config: TrainConfig
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def cache_dir() -> Path:
+    """Where generated data and trained demo weights are cached: ``$VSSL_CACHE`` or
+    ``~/.cache/vssl-companion``."""
+    return Path(os.environ.get("VSSL_CACHE", Path.home() / ".cache" / "vssl-companion"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _TrainData:
+    images: torch.Tensor  # N x 3 x S x S float in [0, 1]
+    mels: torch.Tensor  # N x 1 x 64 x F
+    category: np.ndarray  # N
+    visible: np.ndarray  # N x 8 bool
+    absent: dict[str, torch.Tensor]  # kind -> bank of mels (per sample for neighbour / shaped noise)
+    silence: torch.Tensor  # 1 x 1 x 64 x F
+    noise: torch.Tensor  # K x 1 x 64 x F
+
+
+def _mels(frontend: nn.Module, audio: np.ndarray | torch.Tensor, batch: int = 256) -> torch.Tensor:
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    with torch.no_grad():
+        return torch.cat([frontend(audio[s : s + batch]) for s in range(0, audio.shape[0], batch)])
+
+
+def _prepare(cfg: TrainConfig, frontend: nn.Module, progress: bool) -> _TrainData:
+    from ..testsets.synthetic import SyntheticConfig, SyntheticSet, neighbour_sound, shaped_noise
+
+    ds = SyntheticSet(SyntheticConfig(split="train", n_images=cfg.n_train_images, sources=1, seed=cfg.data_seed))
+    arr = ds.arrays(image_size=cfg.image_size, progress=progress)
+    images = torch.from_numpy(arr["images"]).permute(0, 3, 1, 2).float() / 255.0
+    mels = _mels(frontend, arr["audio"])
+    n, t = arr["audio"].shape
+    sr = ds.config.sample_rate
+    rng = np.random.default_rng([cfg.data_seed, 7])
+    absent: dict[str, torch.Tensor] = {}
+    # Banks of absent-source audio for the realism knob, one clip per training sample, synthesized
+    # only for the kinds in use (each is keyed to the sample's own sounding class).
+    if cfg.offscreen_share > 0:
+        from ..testsets.synthetic import SYNTHETIC_CLASSES
+
+        names = list(SYNTHETIC_CLASSES)
+        for kind in cfg.absent_kinds:
+            if kind == "offscreen":
+                continue
+            clips = np.empty((n, t), np.float32)
+            for i in range(n):
+                cls = names[int(arr["class_index"][i])]
+                if kind == "neighbour":
+                    clips[i] = neighbour_sound(cls, rng, duration=t / sr, sample_rate=sr)[0][:t]
+                else:
+                    clips[i] = shaped_noise(cls, rng, duration=t / sr, sample_rate=sr)[:t]
+            absent[kind] = _mels(frontend, clips)
+    noise_rng = np.random.default_rng([cfg.data_seed, 11])
+    noise = np.clip(noise_rng.standard_normal((64, t)), -1, 1).astype(np.float32)
+    return _TrainData(
+        images=images,
+        mels=mels,
+        category=arr["category"].astype(np.int64),
+        visible=arr["visible_categories"].astype(bool),
+        absent=absent,
+        silence=_mels(frontend, np.zeros((1, t), np.float32)),
+        noise=_mels(frontend, noise),
+    )
+
+
+def _absent_partner(rng: np.random.Generator, visible: np.ndarray, category: np.ndarray, i: int) -> int | None:
+    """A training sample whose sounding category is absent from image ``i`` (None if none)."""
+    for _ in range(32):
+        j = int(rng.integers(len(category)))
+        if not visible[i, category[j]]:
+            return j
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Objectives
+# ----------------------------------------------------------------------------------------------
+def _all_maps(model: TwoTowerCNN, images: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    v = F.normalize(model.image_tower((images - model.image_mean) / model.image_std), dim=1)
+    h = model.audio_tower(mels)
+    a = F.normalize(model.audio_proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)), dim=1)
+    return v, a
+
+
+def _mil_scores(maps: torch.Tensor, warm: bool) -> torch.Tensor:
+    flat = maps.flatten(2)
+    return (flat.amax(2) + flat.mean(2)) / 2 if warm else flat.amax(2)
+
+
+def _ezvsl_loss(v: torch.Tensor, a: torch.Tensor, tau: float, warm: bool) -> torch.Tensor:
+    logits = _mil_scores(torch.einsum("vdhw,ad->vahw", v, a), warm) / tau
+    target = torch.arange(v.shape[0])
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def _lvs_loss(v: torch.Tensor, a: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    maps = torch.einsum("vdhw,ad->vahw", v, a).flatten(2)  # B x B x HW
+    pos_w = torch.sigmoid((maps - cfg.lvs_eps_p) / cfg.lvs_tau_m)
+    # every pair is scored on its own positive region (mean similarity where it exceeds eps_p)
+    region = (pos_w * maps).sum(2) / pos_w.sum(2).clamp_min(1e-6)  # B x B
+    own = maps.diagonal(dim1=0, dim2=1).T  # B x HW
+    neg_w = 1 - torch.sigmoid((own - cfg.lvs_eps_n) / cfg.lvs_tau_m)
+    pos = region.diagonal()
+    hard = (neg_w * own).sum(1) / neg_w.sum(1).clamp_min(1e-6)  # background of the own image
+    easy = region  # other audios scored on their own positive regions
+    b = v.shape[0]
+    off_diag = easy.masked_select(~torch.eye(b, dtype=torch.bool)).view(b, b - 1)
+    logits = torch.cat([pos.unsqueeze(1), hard.unsqueeze(1), off_diag], 1) / 0.07
+    return F.cross_entropy(logits, torch.zeros(b, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training loop
+# ----------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train one demo model from scratch (seeded, step-capped, CPU-deterministic)."""
+    from tqdm.auto import tqdm
+
+    name = {v: k for k, v in OBJECTIVES.items()}[cfg.objective]
+    torch.manual_seed(cfg.seed)
+    model = TwoTowerCNN(get_demo_config(name))
+    data = _prepare(cfg, model.frontend, progress)
+    calib = nn.Parameter(torch.tensor([10.0, 0.3]))  # w, b of the negative-aware term
+    params = list(model.parameters()) + ([calib] if cfg.objective == "negaware" else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    rng = np.random.default_rng([cfg.seed, 1])
+    n = data.images.shape[0]
+    history: list[dict[str, float]] = []
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc=f"train {name} seed {cfg.seed}", disable=not progress, mininterval=2)
+    for step in bar:
+        idx = rng.choice(n, cfg.batch_size, replace=False)
+        images = data.images[idx]
+        if rng.random() < 0.5:  # horizontal flip (the map flips with the image: audio is unaffected)
+            images = images.flip(3)
+        mels = data.mels[idx].clone()
+        genuine = torch.ones(cfg.batch_size, dtype=torch.bool)
+        if cfg.offscreen_share > 0:
+            for r, i in enumerate(idx):
+                if rng.random() >= cfg.offscreen_share:
+                    continue
+                kind = cfg.absent_kinds[int(rng.integers(len(cfg.absent_kinds)))]
+                if kind == "offscreen":
+                    j = _absent_partner(rng, data.visible, data.category, int(i))
+                    if j is None:
+                        continue
+                    mels[r] = data.mels[j]
+                else:
+                    mels[r] = data.absent[kind][i]
+                genuine[r] = False
+        v, a = _all_maps(model, images, mels)
+        warm = step < cfg.warmup_steps
+        if cfg.objective == "lvs":
+            loss = _lvs_loss(v, a, cfg)
+        else:
+            loss = _ezvsl_loss(v, a, cfg.tau, warm)
+        if cfg.objective == "negaware":
+            loss = loss + cfg.neg_weight * _negative_term(model, v, a, data, idx, genuine, calib, rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == cfg.steps - 1:
+            history.append({"step": step, "loss": float(loss.detach())})
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+    model.eval()
+    return TrainResult({k: t.detach().clone() for k, t in model.state_dict().items()}, cfg, time.perf_counter() - t0, history)
+
+
+def _negative_term(
+    model: TwoTowerCNN,
+    v: torch.Tensor,
+    a: torch.Tensor,
+    data: _TrainData,
+    idx: np.ndarray,
+    genuine: torch.Tensor,
+    calib: torch.Tensor,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """BCE on calibrated map maxima: 1 for genuine pairs, 0 for silence, noise and off-screen."""
+    b = v.shape[0]
+    own_max = torch.einsum("bdhw,bd->bhw", v, a).flatten(1).amax(1)
+    # a few noise clips per step, cycled over the batch: the audio tower is the costly part
+    k = min(16, b)
+    noise = data.noise[rng.integers(len(data.noise), size=k)]
+    h = model.audio_tower(torch.cat([data.silence, noise]))
+    neg_a = F.normalize(model.audio_proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)), dim=1)
+    sil_max = torch.einsum("bdhw,d->bhw", v, neg_a[0]).flatten(1).amax(1)
+    noise_max = torch.einsum("bdhw,bd->bhw", v, neg_a[1:][torch.arange(b) % k]).flatten(1).amax(1)
+    # off-screen: an in-batch audio whose category is absent from the image
+    cat = data.category[idx]
+    vis = data.visible[idx]
+    partner = [next((j for j in rng.permutation(b) if not vis[r, cat[j]]), -1) for r in range(b)]
+    rows = [r for r, j in enumerate(partner) if j >= 0]
+    terms = []
+    w, bias = calib[0], calib[1]
+
+    def bce(x: torch.Tensor, target: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(w * (x - bias), torch.full_like(x, target))
+
+    if bool(genuine.any()):
+        terms.append(bce(own_max[genuine], 1.0))
+    negs = [bce(sil_max, 0.0), bce(noise_max, 0.0)]
+    if rows:
+        off = torch.einsum("bdhw,bd->bhw", v[rows], a[[partner[r] for r in rows]]).flatten(1).amax(1)
+        negs.append(bce(off, 0.0))
+    terms.append(torch.stack(negs).mean())
+    return torch.stack(terms).sum()
+
+
+def trained_state_dict(name: str, seed: int = 0, progress: bool = True, **overrides: Any) -> dict[str, torch.Tensor]:
+    """Weights of a trained demo model: from the cache, or trained now and cached atomically.
+
+    ``overrides`` are :class:`TrainConfig` fields (e.g. ``steps=200`` for a quick run).
+    """
+    if name not in TRAINED_DEMOS:
+        raise ValueError(f"trained_state_dict: {name!r} is not a trained demo model ({', '.join(TRAINED_DEMOS)})")
+    cfg = TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
+    path = cache_dir() / "models" / f"{name}-seed{seed}-{cfg.key()}.pt"
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    result = train(cfg, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(result.state_dict, tmp)
+    os.replace(tmp, path)
+    record = {"config": dataclasses.asdict(cfg), "seconds": result.seconds, "history": result.history}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    return result.state_dict
+
+
+def training_record(name: str, seed: int = 0, **overrides: Any) -> dict[str, Any] | None:
+    """The JSON record (config, training seconds, loss history) of a cached demo model, if any."""
+    cfg = TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
+    path = cache_dir() / "models" / f"{name}-seed{seed}-{cfg.key()}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
