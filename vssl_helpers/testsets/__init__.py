@@ -1,5 +1,6 @@
-"""Test sets: the Sample record, the embedded synthetic benchmark, and (later) VGG-SS and IS3."""
+"""Test sets: the Sample record, the embedded synthetic benchmark, VGG-SS and IS3."""
 
-from .base import Sample
+from .base import BROAD_CATEGORIES, Sample
+from .synthetic import SyntheticConfig, SyntheticSet
 
-__all__ = ["Sample"]
+__all__ = ["BROAD_CATEGORIES", "Sample", "SyntheticConfig", "SyntheticSet"]

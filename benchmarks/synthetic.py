@@ -1,0 +1,114 @@
+"""Speed of the embedded synthetic benchmark (and, later, of training the demo models on it).
+
+Measures, on one thread:
+
+1. generation of samples (image + GT mask + 2 s of audio) at 224 px, for ``sources=1`` and ``2``,
+   split into the scene (image + masks) and the audio;
+2. ``SyntheticSet.arrays(image_size=112)``: building the stacked arrays and writing the ``.npz``
+   cache (to a temporary directory, so no cache is reused), then reading it back;
+3. demo-model training: a marked place for the lead to add timings.
+
+Usage: python benchmarks/synthetic.py [--n 200] [--arrays-n 400]
+"""
+
+from __future__ import annotations
+
+import os
+
+# one core: pin BLAS/OpenMP pools before numpy/scipy are imported (the FFTs are single-threaded anyway)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from vssl_helpers import __version__  # noqa: E402
+from vssl_helpers.testsets.synthetic import (  # noqa: E402
+    CLASS_NAMES,
+    GENERATOR_VERSION,
+    SyntheticConfig,
+    SyntheticSet,
+    generate_audio,
+    generate_scene,
+)
+
+
+def rate(n: int, fn: Callable[[], object]) -> tuple[float, float]:
+    """(items per second, seconds) of one call of ``fn`` that processes ``n`` items."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    return n / dt, dt
+
+
+def bench_generation(n_images: int) -> None:
+    print(f"\n[1] generation at 224 px, {n_images} images per row (samples = images x sources)")
+    for sources in (1, 2):
+        cfg = SyntheticConfig(split="test", n_images=n_images, sources=sources, seed=123)
+        ds = SyntheticSet(cfg)
+
+        def all_samples() -> None:
+            for s in ds:
+                pass
+
+        def scenes() -> None:
+            for i in range(n_images):
+                generate_scene(cfg, i)
+
+        def audio() -> None:  # every class in turn
+            for i in range(n_images):
+                for src in range(sources):
+                    generate_audio(cfg, i, src, CLASS_NAMES[(i * sources + src) % len(CLASS_NAMES)])
+
+        r, dt = rate(len(ds), all_samples)
+        rs, _ = rate(n_images, scenes)
+        ra, _ = rate(n_images * sources, audio)
+        print(
+            f"  sources={sources}: {r:8.1f} samples/s ({dt:5.2f} s)   "
+            f"scenes only {rs:7.1f} images/s   audio only {ra:7.1f} clips/s"
+        )
+
+
+def bench_arrays(n_images: int, image_size: int = 112) -> None:
+    print(f"\n[2] arrays(image_size={image_size}), {n_images} images, sources=1 (fresh cache)")
+    cfg = SyntheticConfig(split="train", n_images=n_images, sources=1, seed=123)
+    with tempfile.TemporaryDirectory() as tmp:
+        r, dt = rate(n_images, lambda: SyntheticSet(cfg).arrays(image_size, cache_dir=tmp, progress=False))
+        size = sum(f.stat().st_size for f in os.scandir(tmp)) / 2**20
+        print(f"  build + write: {r:8.1f} samples/s ({dt:5.2f} s, cache file {size:.1f} MiB)")
+        r, dt = rate(n_images, lambda: SyntheticSet(cfg).arrays(image_size, cache_dir=tmp, progress=False))
+        print(f"  cached read  : {r:8.0f} samples/s ({dt:5.3f} s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="images per generation row")
+    ap.add_argument("--arrays-n", type=int, default=400, help="images for the arrays() row")
+    args = ap.parse_args()
+    print(
+        f"vssl_helpers {__version__}, synthetic generator v{GENERATOR_VERSION}, numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}, 1 thread, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+
+    # ---- section 1: generation speed -------------------------------------------------------
+    bench_generation(args.n)
+
+    # ---- section 2: stacked arrays + cache ---------------------------------------------------
+    bench_arrays(args.arrays_n)
+
+    # ---- section 3: DEMO-MODEL TRAINING (placeholder for the lead) ---------------------------
+    # Add here: time per training step and per full run of each demo model on
+    # SyntheticSet(SyntheticConfig(split="train", ...)).arrays(112), plus evaluation time on the test
+    # split with its negatives. Report steps/s at a fixed step count (not wall-clock caps: the shared
+    # CPU makes wall time vary up to ~8x, see reference/synthetic-feasibility.md).
+    print("\n[3] demo-model training: not measured yet")
+
+
+if __name__ == "__main__":
+    main()
