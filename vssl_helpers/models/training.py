@@ -62,11 +62,11 @@ class TrainConfig:
 
     objective: str = "ezvsl"
     seed: int = 0
-    steps: int = 1500
+    steps: int = 600
     batch_size: int = 64
     lr: float = 3e-3
     tau: float = 0.1
-    warmup_steps: int = 300
+    warmup_steps: int = 200
     n_train_images: int = 4000
     data_seed: int = 0
     image_size: int = 112
@@ -78,6 +78,9 @@ class TrainConfig:
     lvs_tau_m: float = 0.03
 
     def __post_init__(self) -> None:
+        # canonical form, so that equivalent configs share one cache entry
+        kinds = tuple(self.absent_kinds) if self.offscreen_share > 0 else ("offscreen",)
+        object.__setattr__(self, "absent_kinds", kinds)
         if self.objective not in ("ezvsl", "lvs", "negaware"):
             raise ValueError(f"TrainConfig.objective: expected 'ezvsl', 'lvs' or 'negaware', got {self.objective!r}")
         if not 0.0 <= self.offscreen_share <= 1.0:
