@@ -95,9 +95,9 @@ def _check_site(site: Path) -> dict[str, _Assets]:
 
 @pytest.fixture(scope="module")
 def built_book() -> subprocess.CompletedProcess[str]:
-    """Run the real pipeline once for this module."""
+    """Run the real pipeline once for this module (quick parameters: tiny data, a few training steps)."""
     result = subprocess.run(
-        [sys.executable, "-m", "vssl_helpers.pipeline", "book", "--no-progress"],
+        [sys.executable, "-m", "vssl_helpers.pipeline", "book", "--quick", "--no-progress"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -140,13 +140,13 @@ def test_injected_parameters_hidden_and_provenance_recorded(built_book: subproce
         assert all("remove-cell" in c.metadata["tags"] for c in injected)
         recorded = nb.metadata["vssl"]
         assert recorded["template"] == spec.template
-        assert recorded["parameters"] == spec.effective_parameters(quick=False)
-        assert pipeline.is_up_to_date(spec, ROOT, ROOT / "book" / "generated")
+        assert recorded["parameters"] == spec.effective_parameters(quick=True)
+        assert pipeline.is_up_to_date(spec, ROOT, ROOT / "book" / "generated", quick=True)
 
 
 def test_up_to_date_notebooks_are_reused(built_book: subprocess.CompletedProcess[str]) -> None:
     lines: list[str] = []
-    pipeline.execute_notebooks(root=ROOT, log=lines.append)
+    pipeline.execute_notebooks(root=ROOT, quick=True, log=lines.append)
     assert all("up to date" in line for line in lines), lines
 
 

@@ -22,7 +22,17 @@ from .negatives import Manifest, manifest_for_samples, noise_waveform
 from .testsets.synthetic import SyntheticConfig, SyntheticSet
 from .threshold import NEGATIVE_TYPES, UniversalThreshold
 
-__all__ = ["DEFAULT_TEST", "EvalResult", "test_set", "synthetic_manifest", "evaluate", "evaluate_demo"]
+__all__ = [
+    "DEFAULT_TEST",
+    "EvalResult",
+    "test_set",
+    "synthetic_manifest",
+    "evaluate",
+    "evaluate_demo",
+    "train_overrides",
+    "prepare",
+    "study_results",
+]
 
 DEFAULT_TEST = SyntheticConfig(split="test", n_images=500, sources=1, seed=0)
 """The default embedded test set: 500 VGG-SS-like images (one sounding object each)."""
@@ -115,3 +125,43 @@ def evaluate_demo(
     result.provenance.update({"model_seed": seed, "train_overrides": dict(train_overrides)})
     return result
 
+
+
+def train_overrides(train_steps: int | None = None, n_train_images: int | None = None) -> dict[str, int]:
+    """:class:`~vssl_helpers.models.training.TrainConfig` overrides from notebook parameters
+    (``None`` keeps the default)."""
+    out: dict[str, int] = {}
+    if train_steps is not None:
+        out["steps"] = int(train_steps)
+        out["warmup_steps"] = min(200, int(train_steps) // 3)
+    if n_train_images is not None:
+        out["n_train_images"] = int(n_train_images)
+    return out
+
+
+def prepare(
+    n_test_images: int = DEFAULT_TEST.n_images,
+    train_steps: int | None = None,
+    n_train_images: int | None = None,
+    model_seed: int = 0,
+    **_: Any,
+) -> None:
+    """Train (or find in the cache) every trained demo model and build the test set's arrays, with
+    progress bars on the console. Called by the book pipeline before the chapter runs."""
+    from .models.training import trained_state_dict
+
+    overrides = train_overrides(train_steps, n_train_images)
+    for name in TRAINED_DEMOS:
+        trained_state_dict(name, seed=model_seed, progress=True, **overrides)
+    cfg = SyntheticConfig(split="test", n_images=n_test_images, sources=1, seed=DEFAULT_TEST.seed)
+    SyntheticSet(cfg).arrays(image_size=112, progress=True)
+
+
+def study_results(study: str) -> dict[str, Any] | None:
+    """Committed results of ``benchmarks/demo_study.py <study>`` (``seeds`` or ``knob``), if present
+    in this checkout: ``{"command": ..., "rows": [...]}``."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{study}.json"
+    return json.loads(path.read_text()) if path.is_file() else None

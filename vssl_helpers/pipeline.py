@@ -67,6 +67,9 @@ class NotebookSpec:
         parameters: papermill parameters (JSON-serialisable values).
         quick_parameters: overrides of ``parameters`` for ``--quick`` runs (small, fast settings).
         timeout: per-cell timeout in seconds (None: no limit).
+        prepare: ``"module:function"`` called with the effective parameters before the notebook is
+            executed (e.g. training the demo models with a progress bar on the console, so that the
+            notebook only loads them from the cache).
     """
 
     template: str
@@ -74,6 +77,7 @@ class NotebookSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     quick_parameters: Mapping[str, Any] = field(default_factory=dict)
     timeout: int | None = None
+    prepare: str | None = None
 
     def effective_parameters(self, quick: bool = False) -> dict[str, Any]:
         """Return the parameters of a run, normalised as they round-trip through JSON."""
@@ -89,6 +93,13 @@ NOTEBOOKS: list[NotebookSpec] = [
         template="notebooks/metric_definitions.ipynb",
         output="metric_definitions.ipynb",
         parameters={"example_seed": 0},
+    ),
+    NotebookSpec(
+        template="notebooks/embedded_benchmark.ipynb",
+        output="embedded_benchmark.ipynb",
+        parameters={"n_test_images": 500, "n_seeds": 10, "train_steps": 600, "n_train_images": 4000, "model_seed": 0},
+        quick_parameters={"n_test_images": 16, "n_seeds": 2, "train_steps": 6, "n_train_images": 64},
+        prepare="vssl_helpers.embedded:prepare",
     ),
 ]
 
@@ -321,8 +332,11 @@ def execute_notebooks(
         if not force and is_up_to_date(spec, root, out_dir, quick):
             log(f"[pipeline] up to date: {output.relative_to(root) if output.is_relative_to(root) else output}")
             continue
-        log(f"[pipeline] executing {spec.template} (kernel {kernel}) ...")
         start = time.perf_counter()
+        if spec.prepare:
+            log(f"[pipeline] preparing {spec.template}: {spec.prepare}")
+            _run_prepare(spec.prepare, spec.effective_parameters(quick))
+        log(f"[pipeline] executing {spec.template} (kernel {kernel}) ...")
         try:
             execute_notebook(
                 spec, root=root, out_dir=out_dir, quick=quick, progress_bar=progress_bar, kernel_name=kernel
@@ -337,6 +351,13 @@ def execute_notebooks(
     if failures:
         raise ExceptionGroup(f"{len(failures)} notebooks failed", failures)
     return outputs
+
+
+def _run_prepare(target: str, params: Mapping[str, Any]) -> None:
+    import importlib
+
+    module, _, func = target.partition(":")
+    getattr(importlib.import_module(module), func)(**params)
 
 
 def _toc_files(entry: Any) -> Iterator[str]:

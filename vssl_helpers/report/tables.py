@@ -23,6 +23,8 @@ __all__ = [
     "load_paper_table1",
     "recompute_f_scores",
     "inconsistent_cells",
+    "study_table",
+    "seed_summary",
 ]
 
 TABLE1_COLUMNS: tuple[str, ...] = (
@@ -109,3 +111,20 @@ def inconsistent_cells(table: pd.DataFrame, half_width: float = PRINTED_HALF_WID
         for f in ("f_loc", "f_auc")
         if not getattr(row, f"{f}_consistent")
     ]
+
+
+def study_table(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    """One line per job of a ``benchmarks/demo_study.py`` result file: the job's fields, then the
+    chosen metric columns (Table I columns in percent, AUROCs in [0, 1])."""
+    columns = columns or ["ciou_uth", "ciou_adap", "pia_silence", "pia_noise", "pia_offscreen", "f_loc",
+                          "auroc_silence", "auroc_noise", "auroc_offscreen", "threshold"]
+    return pd.DataFrame([{**r["job"], **{c: r["row"][c] for c in columns}} for r in rows])
+
+
+def seed_summary(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    """Mean, min and max over training seeds, per model, of a seeds study."""
+    table = study_table(rows, columns)
+    metrics = [c for c in table.columns if c not in ("model", "seed")]
+    agg = table.groupby("model", sort=False)[metrics].agg(["mean", "min", "max"])
+    agg.insert(0, ("seeds", "n"), table.groupby("model", sort=False)["seed"].count())
+    return agg
