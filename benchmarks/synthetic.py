@@ -6,9 +6,10 @@ Measures, on one thread:
    split into the scene (image + masks) and the audio;
 2. ``SyntheticSet.arrays(image_size=112)``: building the stacked arrays and writing the ``.npz``
    cache (to a temporary directory, so no cache is reused), then reading it back;
-3. demo-model training: a marked place for the lead to add timings.
+3. training of each demo model: seconds per step at a fixed step count (all cores), the projected
+   time of a default run, and the measured time of the cached default runs when present.
 
-Usage: python benchmarks/synthetic.py [--n 200] [--arrays-n 400]
+Usage: python benchmarks/synthetic.py [--n 200] [--arrays-n 400] [--train-steps 40]
 """
 
 from __future__ import annotations
@@ -85,10 +86,31 @@ def bench_arrays(n_images: int, image_size: int = 112) -> None:
         print(f"  cached read  : {r:8.0f} samples/s ({dt:5.3f} s)")
 
 
+def bench_training(steps: int) -> None:
+    """Seconds per step of each objective (fixed step count, so contention shows as time, not as a
+    different model), projected to a default run; plus the cached default runs' measured time."""
+    import torch
+
+    from vssl_helpers.models.demo import TRAINED_DEMOS
+    from vssl_helpers.models.training import OBJECTIVES, TrainConfig, train, training_record
+
+    torch.set_num_threads(os.cpu_count() or 1)  # training uses every core (section 1-2 pinned BLAS to 1)
+    default_steps = TrainConfig().steps
+    print(f"\n[3] demo-model training ({torch.get_num_threads()} threads, {steps} steps on 512 train images, batch 64)")
+    for name in TRAINED_DEMOS:
+        cfg = TrainConfig(objective=OBJECTIVES[name], steps=steps, warmup_steps=steps // 3, n_train_images=512)
+        result = train(cfg, progress=False)
+        per_step = result.seconds / steps
+        rec = training_record(name)
+        cached = f"cached default run: {rec['seconds']:.0f} s" if rec else "no cached default run"
+        print(f"  {name:14s}: {per_step:6.3f} s/step -> {per_step * default_steps:5.0f} s for {default_steps} steps ({cached})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="images per generation row")
     ap.add_argument("--arrays-n", type=int, default=400, help="images for the arrays() row")
+    ap.add_argument("--train-steps", type=int, default=40, help="steps per objective in the training row")
     args = ap.parse_args()
     print(
         f"vssl_helpers {__version__}, synthetic generator v{GENERATOR_VERSION}, numpy {np.__version__}, "
@@ -102,13 +124,8 @@ def main() -> None:
     # ---- section 2: stacked arrays + cache ---------------------------------------------------
     bench_arrays(args.arrays_n)
 
-    # ---- section 3: DEMO-MODEL TRAINING (placeholder for the lead) ---------------------------
-    # Add here: time per training step and per full run of each demo model on
-    # SyntheticSet(SyntheticConfig(split="train", ...)).arrays(112), plus evaluation time on the test
-    # split with its negatives. Report steps/s at a fixed step count (not wall-clock caps: the shared
-    # CPU makes wall time vary up to ~8x, see reference/synthetic-feasibility.md).
-    print("\n[3] demo-model training: not measured yet")
-
+    # ---- section 3: demo-model training ---------------------------------------------------------
+    bench_training(args.train_steps)
 
 if __name__ == "__main__":
     main()

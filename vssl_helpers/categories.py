@@ -51,7 +51,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .testsets.base import BROAD_CATEGORIES
+BROAD_CATEGORIES: tuple[str, ...] = (
+    "music",
+    "human voice",
+    "vehicles",
+    "devices/machines",
+    "animals",
+    "weapons",
+    "nature ambient",
+    "others",
+)
+"""The paper's 8 broad semantic categories (§II), in the paper's order."""
 
 __all__ = [
     "BROAD_CATEGORIES",

@@ -7,19 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Sample", "BROAD_CATEGORIES"]
+from ..categories import BROAD_CATEGORIES  # re-exported: records carry these categories
 
-BROAD_CATEGORIES: tuple[str, ...] = (
-    "music",
-    "human voice",
-    "vehicles",
-    "devices/machines",
-    "animals",
-    "weapons",
-    "nature ambient",
-    "others",
-)
-"""The paper's 8 broad semantic categories (§II), in the paper's order."""
+__all__ = ["Sample", "BROAD_CATEGORIES"]
 
 
 @dataclass
