@@ -73,3 +73,54 @@ def test_summary_equals_per_sample_computation(tiny):
         abs=1e-9,
     )
     assert res.provenance["manifest_sha256"] == manifest.sha256
+
+
+# -- stored path (map store, DataLoader workers, per-seed rows) -------------------------------------
+
+
+@pytest.mark.parametrize("name, workers", [("demo-random", 0), ("demo-oracle", 2)])
+def test_stored_engine_equals_in_memory_and_naive(tiny, tmp_path, name, workers):
+    from vssl_helpers.engine import ExtendedMaps, evaluate_stored, summarize
+
+    ds, manifest = tiny
+    model = create_model(name, seed=1)
+    mem = evaluate(model, ds, manifest)
+    st = evaluate_stored(model, ds, manifest, tmp_path, shard_size=3, batch_size=2, num_workers=workers)
+    for kind in ("positive", "silence", "noise", "offscreen"):
+        torch.testing.assert_close(getattr(st.maps, kind), getattr(mem.maps, kind), atol=1e-6, rtol=0)
+    # naive full forward for a stored noise and off-screen map
+    arr = ds.arrays(image_size=112, progress=False)
+    ids = [str(x) for x in arr["ids"]]
+    row = 5
+    k = ids.index(manifest.ids[row])
+    img = torch.from_numpy(arr["images"][k : k + 1]).permute(0, 3, 1, 2).float() / 255
+    gt = torch.from_numpy(arr["masks"][k : k + 1])
+    with torch.no_grad():
+        wave = torch.from_numpy(noise_waveform(int(manifest.noise_seeds[row, 1]), arr["audio"].shape[1]))[None]
+        torch.testing.assert_close(st.maps.noise[1, row], model.joint_maps(img, wave, gt=gt)[0], atol=1e-5, rtol=0)
+    assert st.threshold.value == pytest.approx(mem.threshold.value, abs=1e-6)
+    for key, v in mem.row.items():
+        assert st.row[key] == pytest.approx(v, abs=1e-4, nan_ok=True), key
+    # per-seed rows equal summarize() on that seed's maps at the pooled threshold
+    for s, r in enumerate(st.per_seed):
+        one = ExtendedMaps(st.maps.positive, st.maps.silence, st.maps.noise[s : s + 1], st.maps.offscreen[s : s + 1],
+                           st.maps.offscreen_index[s : s + 1])
+        ref = summarize(one, st.gt, st.threshold)
+        assert r["seed"] == s
+        for key, v in ref.items():
+            assert r[key] == pytest.approx(v, abs=1e-12, nan_ok=True), (s, key)
+    # the pooled row equals summarize() on the stored maps exactly
+    ref = summarize(st.maps, st.gt, st.threshold)
+    for key, v in ref.items():
+        assert st.row[key] == pytest.approx(v, abs=1e-12, nan_ok=True), key
+
+
+def test_reduced_precision_accuracy_check(tiny):
+    from vssl_helpers.engine import compare_dtypes
+
+    ds, _ = tiny
+    arr = ds.arrays(image_size=112, progress=False)
+    imgs = torch.from_numpy(arr["images"]).permute(0, 3, 1, 2).float() / 255
+    c = compare_dtypes(create_model("demo-random", seed=1), imgs, torch.from_numpy(arr["audio"]), "bfloat16", threshold=0.0)
+    assert 0 < c["max_abs_diff"] < 0.1 * c["map_range"]
+    assert 0 <= c["flipped_pixels"] < 0.2

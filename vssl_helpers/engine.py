@@ -6,22 +6,46 @@ is one clip for the whole set (it is the same for every seed), off-screen audio 
 clip whose embedding already exists, and only the noise clips are new. Maps come from pairing
 embeddings; metrics are computed from the maps afterwards, never inside the model loop.
 
-This module holds the in-memory core. (Map store, resume and the command line build on it.)
+This module holds the in-memory core (:func:`compute_extended_maps`, :func:`summarize`) and the
+stored path (:func:`evaluate_stored`): media decoded in DataLoader workers, maps written in atomic
+shards to a :class:`~vssl_helpers.store.MapStore` (resumable), metrics computed from the store,
+pooled over seeds and per seed (:func:`summarize_extended`), and results files
+(:func:`results_dict`, :func:`write_results`). The ``vssl`` command line (:mod:`vssl_helpers.cli`)
+drives it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.utils.data
 
 from . import metrics as M
 from .models.registry import VSSLModel
+from .negatives import Manifest
+from .store import MapStore, StoreKey, StoreRun, atomic_write, state_dict_sha256
 from .threshold import NEGATIVE_TYPES, UniversalThreshold, per_sample_max
 
-__all__ = ["ExtendedMaps", "compute_extended_maps", "summarize", "maxima_by_type"]
+__all__ = [
+    "ExtendedMaps",
+    "compute_extended_maps",
+    "summarize",
+    "maxima_by_type",
+    "summarize_extended",
+    "StoredResult",
+    "evaluate_stored",
+    "load_stored_maps",
+    "store_key",
+    "results_dict",
+    "write_results",
+    "compare_dtypes",
+]
 
 
 @dataclass
@@ -169,3 +193,566 @@ def summarize(
     row["f_auc"] = 100 * M.f_auc(row["auc_uth"] / 100, aucn)
     return row
 
+
+
+# ==================================================================================================
+# Per-seed and pooled summary from per-map values computed once
+
+
+def _row(
+    t: float,
+    ious: torch.Tensor,
+    ious_adap: torch.Tensor,
+    pos_max: torch.Tensor,
+    neg: dict[str, dict[str, torch.Tensor]],
+    neg_neg: torch.Tensor,
+    n_samples: int,
+    n_empty: int,
+) -> dict[str, float]:
+    """One Table I row from per-map values (same formulas and reduction order as :func:`summarize`)."""
+    row: dict[str, float] = {
+        "threshold": t,
+        "ciou_uth": 100 * M.mean_iou(ious),
+        "ciou_adap": 100 * M.success_rate(ious_adap, 0.5),
+        "auc_uth": 100 * M.auc(ious),
+        "auc_adap": 100 * M.auc(ious_adap),
+        "ciou05_uth": 100 * M.success_rate(ious, 0.5),
+        "n_samples": float(n_samples),
+        "n_empty_gt": float(n_empty),
+    }
+    pia_mean, aucn = {}, {}
+    for kind in NEGATIVE_TYPES:
+        p = neg[kind]["pia"]
+        pia_mean[kind] = float(p.mean())
+        aucn[kind] = M.auc_n(p)
+        row[f"pia_{kind}"] = 100 * pia_mean[kind]
+        row[f"auc_n_{kind}"] = 100 * aucn[kind]
+        row[f"auroc_{kind}"] = M.auroc(pos_max, neg[kind]["max"])
+        row[f"mapiou_pos_{kind}"] = 100 * float(neg[kind]["mapiou_pos"].mean())
+    row["mapiou_neg_neg"] = 100 * float(np.mean([x.mean() for x in neg_neg]))  # as summarize()
+    row["f_loc"] = 100 * M.f_loc(row["ciou_uth"] / 100, pia_mean)
+    row["f_auc"] = 100 * M.f_auc(row["auc_uth"] / 100, aucn)
+    return row
+
+
+def summarize_extended(
+    maps: ExtendedMaps,
+    gt: torch.Tensor,
+    threshold: float | UniversalThreshold,
+    empty_gt: M.EmptyGtRule = "exclude",
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The pooled Table I row (equal to :func:`summarize`) and one row per seed, at one threshold.
+
+    Per-map values (IoUs, pIA, map-vs-map IoUs, maxima) are computed once: positives once for all
+    seeds, silence once (it does not depend on the seed), noise and off-screen once per seed. Rows
+    are aggregates of those; the pooled row concatenates the seeds in the order of
+    :meth:`ExtendedMaps.negatives`, so it equals :func:`summarize` value for value. Each per-seed row
+    has the same columns plus ``seed``; its positive columns are the pooled ones (positives do not
+    depend on the seed) and its AUROC compares positive maxima with that seed's negatives.
+    """
+    t = float(threshold)
+    s_count, n = maps.noise.shape[:2]
+    ious = M.ciou(maps.positive, gt, t, empty_gt)
+    ious_adap = M.ciou_adaptive(maps.positive, gt, empty_gt)
+    n_empty = M.count_empty_gt(gt)
+    pos_max = per_sample_max(maps.positive)
+    sil = {"pia": M.pia(maps.silence, t), "max": per_sample_max(maps.silence),
+           "mapiou_pos": M.map_iou(maps.positive, maps.silence, t)}
+    per_seed_neg: list[dict[str, dict[str, torch.Tensor]]] = []
+    per_seed_nn: list[list[torch.Tensor]] = []
+    for s in range(s_count):
+        d = {"silence": sil}
+        for kind, m in (("noise", maps.noise[s]), ("offscreen", maps.offscreen[s])):
+            d[kind] = {"pia": M.pia(m, t), "max": per_sample_max(m), "mapiou_pos": M.map_iou(maps.positive, m, t)}
+        per_seed_neg.append(d)
+        per_seed_nn.append([
+            M.map_iou(maps.silence, maps.noise[s], t),
+            M.map_iou(maps.silence, maps.offscreen[s], t),
+            M.map_iou(maps.noise[s], maps.offscreen[s], t),
+        ])
+    rows = []
+    for s in range(s_count):
+        r = _row(t, ious, ious_adap, pos_max, per_seed_neg[s], torch.stack(per_seed_nn[s]), n, n_empty)
+        rows.append({"seed": float(s), **r})
+    pooled_neg = {
+        kind: {key: torch.cat([per_seed_neg[s][kind][key] for s in range(s_count)]) for key in ("pia", "max", "mapiou_pos")}
+        for kind in NEGATIVE_TYPES
+    }
+    # per pair, seeds concatenated (seed-major), as summarize() pairs negatives(a) with negatives(b)
+    pooled_nn = [torch.cat([per_seed_nn[s][j] for s in range(s_count)]) for j in range(3)]
+    pooled = _row(t, ious, ious_adap, pos_max, pooled_neg, pooled_nn, n, n_empty)  # type: ignore[arg-type]
+    return pooled, rows
+
+
+# ==================================================================================================
+# Stored path: media sources, DataLoader datasets, shards
+
+
+def _fit_length(wave: np.ndarray, n: int) -> np.ndarray:
+    """Centre-crop or tile a mono waveform to ``n`` samples (what every adapter does to its input),
+    so that clips of different lengths can be batched."""
+    t = wave.shape[-1]
+    if t == n:
+        return wave
+    if t > n:
+        s = (t - n) // 2
+        return wave[s : s + n]
+    return np.tile(wave, -(-n // t))[:n]
+
+
+class _MediaSource:
+    """Uniform access to a synthetic or real test set: image (uint8, model size), audio, GT mask.
+
+    Synthetic sets are read from their cached arrays (generated once); real sets are decoded from
+    their files on every access (in DataLoader workers). Both resize images with PIL bilinear, the
+    resize of :meth:`SyntheticSet.arrays`.
+    """
+
+    def __init__(self, testset: Any, image_size: int, sample_rate: int, n_audio: int, progress: bool = False) -> None:
+        from .testsets.media import RealTestSet
+        from .testsets.synthetic import SyntheticSet
+
+        self.image_size = int(image_size)
+        self.n_audio = int(n_audio)
+        if isinstance(testset, SyntheticSet):
+            if testset.config.sample_rate != sample_rate:
+                raise ValueError(
+                    f"synthetic set at {testset.config.sample_rate} Hz but the model expects {sample_rate} Hz"
+                )
+            arr = testset.arrays(image_size=self.image_size, progress=progress)
+            self.kind = "synthetic"
+            self.ids = [str(x) for x in arr["ids"]]
+            self._images, self._audio, self.masks = arr["images"], arr["audio"], arr["masks"]
+            self.fingerprint = f"synthetic:{testset.cache_key(self.image_size)}"
+            self._set = None
+        elif isinstance(testset, RealTestSet):
+            if testset.media_root is None:
+                raise ValueError(f"{testset.name}: loaded without a media root; pass media_root= to the loader")
+            if testset.target_sr != sample_rate:
+                raise ValueError(f"{testset.name}: audio delivered at {testset.target_sr} Hz, model expects {sample_rate} Hz")
+            self.kind = "real"
+            self.ids = testset.ids
+            self.masks = testset.gt_masks
+            self.fingerprint = f"{testset.name}:{Path(testset.media_root).resolve()}:{testset.report.source}"
+            self._set = testset
+        else:
+            raise TypeError(f"testset: expected a SyntheticSet or RealTestSet, got {type(testset).__name__}")
+        self.index = {sid: j for j, sid in enumerate(self.ids)}
+
+    def image(self, j: int) -> np.ndarray:
+        if self._set is None:
+            return self._images[j]
+        img = self._set.load(j).image
+        if img.shape[0] != self.image_size or img.shape[1] != self.image_size:
+            from PIL import Image
+
+            img = np.asarray(Image.fromarray(img).resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
+        return img
+
+    def audio(self, j: int) -> np.ndarray:
+        if self._set is None:
+            wave = self._audio[j]
+        else:
+            s = self._set.samples[j]
+            if isinstance(s.audio, Path):
+                from .testsets.media import read_audio
+
+                wave, _ = read_audio(s.audio, self._set.target_sr)
+            else:
+                wave = s.audio
+        return _fit_length(np.asarray(wave, np.float32), self.n_audio)
+
+
+class _AudioDataset(torch.utils.data.Dataset):
+    """Audio of test-set rows (pool clips)."""
+
+    def __init__(self, source: _MediaSource, rows: np.ndarray) -> None:
+        self.source, self.rows = source, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.source.audio(int(self.rows[i]))))
+
+
+class _ItemDataset(torch.utils.data.Dataset):
+    """Everything one manifest row needs: image (uint8 HWC), GT if the model reads it, positive audio
+    if it is not a pool clip, and its S noise clips (generated here, i.e. in the workers)."""
+
+    def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray, need_gt: bool, need_audio: bool) -> None:
+        self.source, self.rows, self.noise_seeds = source, rows, noise_seeds
+        self.need_gt, self.need_audio = need_gt, need_audio
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from .negatives import noise_waveform
+
+        j = int(self.rows[i])
+        n = self.source.n_audio
+        out = {
+            "row": torch.tensor(i),
+            "image": torch.from_numpy(np.array(self.source.image(j), copy=True)),  # a writable copy
+            "noise": torch.from_numpy(np.stack([noise_waveform(int(k), n) for k in self.noise_seeds[i]])),
+        }
+        if self.need_gt:
+            out["gt"] = torch.from_numpy(np.ascontiguousarray(self.source.masks[j]))
+        if self.need_audio:
+            out["audio"] = torch.from_numpy(np.ascontiguousarray(self.source.audio(j)))
+        return out
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _autocast(device: torch.device, dtype: str) -> Any:
+    import contextlib
+
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[dtype])
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use --device cpu)")
+    return d
+
+
+def store_key(model: VSSLModel, manifest: Manifest, data: str = "", weights: str | None = None, dtype: str = "float32") -> StoreKey:
+    """The :class:`~vssl_helpers.store.StoreKey` of ``model`` on ``manifest``.
+
+    ``weights``: ``"sha256:<hex>"`` of the checkpoint file when there is one; default: the hash of the
+    model's state dict (``"state:<hex>"``), which identifies seeded untrained and in-process trained
+    weights alike.
+    """
+    return StoreKey(
+        model=model.config.name,
+        weights=weights or f"state:{state_dict_sha256(model)}",
+        manifest_sha256=manifest.sha256,
+        preprocessing_version=int(model.config.preprocessing.version),
+        data=data,
+        compute_dtype=dtype,
+    )
+
+
+@dataclass
+class StoredResult:
+    """One model on one extended test set, computed through the map store."""
+
+    model: str
+    maps: ExtendedMaps
+    gt: torch.Tensor
+    threshold: UniversalThreshold
+    row: dict[str, float]
+    per_seed: list[dict[str, float]]
+    maxima: dict[str, torch.Tensor]
+    provenance: dict[str, Any]
+    timings: dict[str, float]
+
+
+def load_stored_maps(run: StoreRun, offscreen_index: np.ndarray, model: str = "") -> ExtendedMaps:
+    """Every shard of a finished run concatenated into :class:`ExtendedMaps` (float32, manifest order)."""
+    if run.pending():
+        raise RuntimeError(f"{run.path}: shards {run.pending()[:5]} are not finished")
+    parts = list(run.iter_shards())
+    cat = lambda key, dim: torch.from_numpy(np.concatenate([p[key] for p in parts], axis=dim)).float()  # noqa: E731
+    return ExtendedMaps(
+        positive=cat("positive", 0), silence=cat("silence", 0), noise=cat("noise", 1), offscreen=cat("offscreen", 1),
+        offscreen_index=np.asarray(offscreen_index), meta={"model": model, "store": str(run.path)},
+    )
+
+
+@torch.no_grad()
+def evaluate_stored(
+    model: VSSLModel,
+    testset: Any,
+    manifest: Manifest,
+    store: MapStore | str | Path,
+    *,
+    threshold: float | UniversalThreshold | None = None,
+    weights: str | None = None,
+    batch_size: int = 64,
+    shard_size: int = 512,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    store_dtype: str = "float32",
+    empty_gt: M.EmptyGtRule = "exclude",
+    progress: bool = False,
+    after_shard: Callable[[int, Path], None] | None = None,
+) -> StoredResult:
+    """Evaluate ``model`` on the extended ``testset`` through the map store, resuming finished work.
+
+    Steps: (1) audio of every off-screen pool clip (the test set's own clips) is decoded in
+    ``num_workers`` DataLoader workers and encoded once, plus silence once; the embeddings are
+    stored. (2) Samples are processed in manifest order in shards of ``shard_size``; each image is
+    encoded once and paired with its positive (a pool embedding), silence, its S noise clips
+    (generated in the workers and encoded) and its S off-screen clips (pool embeddings). Each shard
+    is written atomically; shards already in the store are skipped. (3) Maps are read back from the
+    store and every metric is computed: the threshold (``None``: the model's rule on these maxima),
+    the pooled Table I row and one row per seed.
+
+    Args:
+        testset: a :class:`~vssl_helpers.testsets.synthetic.SyntheticSet` or a
+            :class:`~vssl_helpers.testsets.media.RealTestSet` loaded with a media root.
+        manifest: the negatives; its items must be samples of ``testset``, its pool clips too.
+        weights: checkpoint identity for the store key (``"sha256:<hex>"``); default: state-dict hash.
+        dtype: compute precision (``bfloat16``/``float16`` run the encoders under autocast; see
+            :func:`compare_dtypes` for the accuracy check). Maps are stored as ``store_dtype``.
+        after_shard: called with (shard index, path) after each shard is written (progress hooks).
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
+    if store_dtype not in ("float32", "float16"):
+        raise ValueError(f"store_dtype: expected 'float32' or 'float16', got {store_dtype!r}")
+    dev = _resolve_device(device)
+    cfg = model.config
+    if not cfg.factorized:
+        raise NotImplementedError(f"{cfg.name}: not factorized (joint forward); the stored engine needs encode/similarity")
+    pre = cfg.preprocessing
+    n_audio = int(round(pre.sample_rate * pre.audio_seconds))
+    source = _MediaSource(testset, pre.image_size, pre.sample_rate, n_audio, progress=progress)
+    missing = [sid for sid in manifest.ids if sid not in source.index]
+    if missing:
+        raise ValueError(
+            f"manifest {manifest.name!r}: {len(missing)} of {len(manifest)} items are not in the test set (e.g. {missing[:3]})"
+        )
+    pool_ids = [c.id for c in manifest.pool]
+    missing = [pid for pid in pool_ids if pid not in source.index]
+    if missing:
+        raise ValueError(
+            f"manifest {manifest.name!r}: {len(missing)} off-screen pool clips are not test-set samples "
+            f"(e.g. {missing[:3]}); the engine reads the pool from the test set"
+        )
+    rows = np.array([source.index[sid] for sid in manifest.ids], np.int64)
+    pool_rows = np.array([source.index[pid] for pid in pool_ids], np.int64)
+    pool_of = {pid: k for k, pid in enumerate(pool_ids)}
+    pos_pool = np.array([pool_of.get(sid, -1) for sid in manifest.ids], np.int64)
+    need_audio = bool((pos_pool < 0).any())
+    store = store if isinstance(store, MapStore) else MapStore(store)
+    key = store_key(model, manifest, data=source.fingerprint, weights=weights, dtype=dtype)
+    run = store.run(key, manifest.ids, manifest.n_seeds, shard_size)
+    model = model.to(dev).eval()
+    s_count = manifest.n_seeds
+    loader_kw: dict[str, Any] = {"num_workers": num_workers, "pin_memory": dev.type == "cuda"}
+    if num_workers > 0:
+        loader_kw["persistent_workers"] = False
+        loader_kw["prefetch_factor"] = 2
+    timings: dict[str, float] = {}
+
+    # (1) pool audio embeddings + silence, once per (key, pool)
+    t0 = time.perf_counter()
+    pending = run.pending()
+    stored_pool = run.load_pool(pool_ids)
+    if stored_pool is not None:
+        pool_emb, sil_emb = stored_pool["pool"].to(dev), stored_pool["silence"].to(dev)
+    elif pending:
+        loader = torch.utils.data.DataLoader(_AudioDataset(source, pool_rows), batch_size=batch_size, shuffle=False, **loader_kw)
+        embs = []
+        with _autocast(dev, dtype):
+            for wav in tqdm(loader, desc=f"{cfg.name}: pool audio", disable=not progress, unit="batch"):
+                embs.append(model.encode_audio(wav.to(dev, non_blocking=True)).float())
+            sil_emb = model.encode_audio(torch.zeros(1, n_audio, device=dev)).float()
+        pool_emb = torch.cat(embs)
+        run.save_pool(pool_ids, pool_emb, sil_emb)
+    timings["pool_audio_s"] = time.perf_counter() - t0
+
+    # (2) shards
+    t0 = time.perf_counter()
+    run.stats["reused"] = run.n_shards - len(pending)
+    if pending:
+        batches = []
+        for k in pending:
+            i0, i1 = run.shard_range(k)
+            batches.extend(list(range(b, min(b + batch_size, i1))) for b in range(i0, i1, batch_size))
+        ds = _ItemDataset(source, rows, manifest.noise_seeds, cfg.needs_gt, need_audio)
+        loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, **loader_kw)
+        off_idx = torch.as_tensor(manifest.offscreen, device=dev)  # N × S pool indices
+        pos_idx = torch.as_tensor(pos_pool, device=dev)
+        buf: dict[str, list[torch.Tensor]] = {"positive": [], "silence": [], "noise": [], "offscreen": []}
+        bar = tqdm(total=sum(run.shard_range(k)[1] - run.shard_range(k)[0] for k in pending),
+                   desc=f"{cfg.name}: maps", unit="sample", disable=not progress)
+        shard_iter = iter(pending)
+        cur = next(shard_iter)
+        for batch in loader:
+            r = batch["row"].to(dev)
+            b = r.shape[0]
+            with _autocast(dev, dtype):
+                images = batch["image"].to(dev, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
+                gt = batch["gt"].to(dev) if cfg.needs_gt else None
+                visual = model.encode_images(images, gt=gt)
+                if need_audio:
+                    own = model.encode_audio(batch["audio"].to(dev, non_blocking=True)).float()
+                    pos = torch.where((pos_idx[r] >= 0).view(-1, *[1] * (own.dim() - 1)), pool_emb[pos_idx[r].clamp(min=0)], own)
+                else:
+                    pos = pool_emb[pos_idx[r]]
+                buf["positive"].append(model.similarity(visual, pos.to(visual.dtype)).float().cpu())
+                buf["silence"].append(model.similarity(visual, sil_emb.expand(b, *sil_emb.shape[1:]).to(visual.dtype)).float().cpu())
+                noise = batch["noise"].to(dev, non_blocking=True)  # B × S × T
+                # seed-major so that a reshape gives S × B maps; encoded in chunks of batch_size clips
+                flat = noise.transpose(0, 1).reshape(s_count * b, -1)
+                nemb = torch.cat([model.encode_audio(flat[c : c + batch_size]) for c in range(0, flat.shape[0], batch_size)])
+                vis_rep = visual.unsqueeze(0).expand(s_count, *visual.shape).reshape(s_count * b, *visual.shape[1:])
+                nmaps = model.similarity(vis_rep, nemb.to(visual.dtype)).float()
+                buf["noise"].append(nmaps.reshape(s_count, b, *nmaps.shape[1:]).cpu())
+                oemb = pool_emb[off_idx[r].T.reshape(-1)]  # seed-major
+                omaps = model.similarity(vis_rep, oemb.to(visual.dtype)).float()
+                buf["offscreen"].append(omaps.reshape(s_count, b, *omaps.shape[1:]).cpu())
+            bar.update(b)
+            i0, i1 = run.shard_range(cur)
+            if int(batch["row"][-1]) == i1 - 1:  # the shard's last batch: write it
+                path = run.write_shard(
+                    cur,
+                    torch.cat(buf["positive"]).numpy(), torch.cat(buf["silence"]).numpy(),
+                    torch.cat(buf["noise"], dim=1).numpy(), torch.cat(buf["offscreen"], dim=1).numpy(),
+                    store_dtype=store_dtype,
+                )
+                buf = {k: [] for k in buf}
+                if after_shard is not None:
+                    after_shard(cur, path)
+                cur = next(shard_iter, -1)
+        bar.close()
+    timings["maps_s"] = time.perf_counter() - t0
+
+    # (3) metrics from the store
+    t0 = time.perf_counter()
+    maps = load_stored_maps(run, manifest.offscreen.T, cfg.name)
+    gt = torch.from_numpy(np.ascontiguousarray(source.masks[rows]))
+    maxima = maxima_by_type(maps)
+    if threshold is None:
+        thr = cfg.threshold_rule.resolve({k: maxima[k] for k in NEGATIVE_TYPES})
+    elif isinstance(threshold, UniversalThreshold):
+        thr = threshold
+    else:
+        thr = UniversalThreshold(value=float(threshold), rule="given")
+    pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt)
+    timings["metrics_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    prov = {
+        "manifest": manifest.name,
+        "manifest_sha256": manifest.sha256,
+        "n_seeds": s_count,
+        "weights": key.weights,
+        "store_run": str(run.path),
+        "store_key": asdict(key),
+        "shards": {"total": run.n_shards, "computed": run.stats["computed"], "reused": run.stats["reused"], "size": shard_size},
+        "engine": {"device": str(dev), "dtype": dtype, "store_dtype": store_dtype, "batch_size": batch_size,
+                   "num_workers": num_workers, "empty_gt": empty_gt},
+        "data": source.fingerprint,
+    }
+    return StoredResult(cfg.name, maps, gt, thr, pooled, per_seed, maxima, prov, timings)
+
+
+# ==================================================================================================
+# Results files
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None  # JSON has no NaN; a missing value reads as null
+    return x
+
+
+def results_dict(result: StoredResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-ready record of a :class:`StoredResult`: provenance, threshold, pooled and per-seed rows.
+
+    Keys: ``format``, ``package_version``, ``torch_version``, ``model``, ``checkpoint_sha256`` (the
+    file hash, or ``None`` when the weights are identified by their state-dict hash ``weights``),
+    ``manifest`` and ``manifest_sha256``, ``n_seeds``, ``seeds``, ``threshold`` (value, rule,
+    per-type Q3, decisive type, counts), ``pooled`` (Table I row), ``per_seed`` (rows), ``timings``,
+    ``engine``, ``store``.
+    """
+    from . import __version__
+
+    thr = result.threshold
+    w = result.provenance["weights"]
+    out = {
+        "format": "vssl-results/1",
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "model": result.model,
+        "weights": w,
+        "checkpoint_sha256": w.split(":", 1)[1] if w.startswith("sha256:") else None,
+        "manifest": result.provenance["manifest"],
+        "manifest_sha256": result.provenance["manifest_sha256"],
+        "n_seeds": result.provenance["n_seeds"],
+        "seeds": list(range(result.provenance["n_seeds"])),
+        "data": result.provenance["data"],
+        "threshold": {
+            "value": thr.value, "rule": thr.rule, "per_type_q3": dict(thr.per_type_q3),
+            "decisive_type": thr.decisive_type, "n_per_type": dict(thr.n_per_type),
+        },
+        "pooled": result.row,
+        "per_seed": result.per_seed,
+        "timings": result.timings,
+        "engine": result.provenance["engine"],
+        "store": {"run": result.provenance["store_run"], "key": result.provenance["store_key"],
+                  "shards": result.provenance["shards"]},
+    }
+    if extra:
+        out.update(extra)
+    return _jsonable(out)
+
+
+def write_results(path: str | Path, results: dict[str, Any]) -> Path:
+    """Write a results record as JSON, atomically (temporary file + rename)."""
+    p = Path(path)
+    text = json.dumps(results, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    atomic_write(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return p
+
+
+# ==================================================================================================
+# Reduced precision: measured accuracy check
+
+
+@torch.no_grad()
+def compare_dtypes(
+    model: VSSLModel,
+    images: torch.Tensor,
+    audio: torch.Tensor,
+    dtype: str,
+    device: str | torch.device = "cpu",
+    threshold: float | None = None,
+) -> dict[str, float]:
+    """Maps of paired (image, audio) rows in float32 and in ``dtype`` (autocast), compared.
+
+    Returns the max and mean absolute map difference, the map range (for scale), and, when a
+    threshold is given, the fraction of upsampled pixels whose binarisation flips and the mean
+    absolute pIA difference in percentage points. Run it on a few hundred samples before trusting
+    a reduced-precision evaluation.
+    """
+    dev = _resolve_device(device)
+    model = model.to(dev).eval()
+    x, a = images.to(dev), audio.to(dev)
+    ref = model.similarity(model.encode_images(x), model.encode_audio(a)).float()
+    with _autocast(dev, dtype):
+        low = model.similarity(model.encode_images(x), model.encode_audio(a)).float()
+    diff = (ref - low).abs()
+    out = {
+        "dtype": dtype,  # type: ignore[dict-item]
+        "n_maps": float(ref.shape[0]),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "map_range": float(ref.max() - ref.min()),
+    }
+    if threshold is not None:
+        up_r, up_l = M.upsample(ref.cpu()) > threshold, M.upsample(low.cpu()) > threshold
+        out["flipped_pixels"] = float((up_r != up_l).float().mean())
+        out["pia_abs_diff_pp"] = 100 * float((M.pia(ref.cpu(), threshold) - M.pia(low.cpu(), threshold)).abs().mean())
+    return out

@@ -10,8 +10,11 @@ from .registry import (
     list_models,
     register_model,
 )
+from .checkpoints import CheckpointError, load
 
 __all__ = [
+    "CheckpointError",
+    "load",
     "ModelConfig",
     "Preprocessing",
     "VSSLModel",

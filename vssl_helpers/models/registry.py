@@ -150,6 +150,7 @@ def register_model(config: ModelConfig) -> Callable[[Callable[..., VSSLModel]], 
 def _ensure_builtin_models() -> None:
     # importing the modules runs their @register_model decorators
     from . import demo  # noqa: F401
+    from . import ezvsl_family, lvs_family, rcgrad, ssltie  # noqa: F401  (the seven official models)
 
 
 def list_models() -> list[str]:

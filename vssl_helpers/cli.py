@@ -1,0 +1,403 @@
+"""The ``vssl`` command line: evaluate models on extended test sets, thresholds, results tables.
+
+Examples::
+
+    vssl models                                   # what can be evaluated
+    vssl evaluate --model demo-random --testset synthetic --n-images 200 --out random.json
+    vssl evaluate --model ezvsl --checkpoint ezvsl_vggss.pth --testset vggss --data-root /data/vggss \\
+        --device cuda --workers 8 --out ezvsl_vggss.json
+    vssl threshold --model demo-random --testset synthetic
+    vssl table random.json ezvsl_vggss.json
+
+Every argument is checked before heavy work starts (unknown model, missing data root or checkpoint, a
+checkpoint that does not fit the model). Maps go to a map store (``--store``, default
+``$VSSL_CACHE/maps`` or ``~/.cache/vssl-companion/maps``): a run that is interrupted resumes where it
+stopped, and a finished one is not recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser", "CliError"]
+
+
+class CliError(Exception):
+    """A bad argument: printed as ``vssl: error: <message>`` with exit status 2."""
+
+
+def _default_store() -> Path:
+    base = os.environ.get("VSSL_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "maps"
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to evaluate")
+    g.add_argument("--model", required=True, help="registered model name (see `vssl models`)")
+    g.add_argument("--checkpoint", type=Path, help="weights file (.pth/.pt state dict) for --model")
+    g.add_argument("--model-seed", type=int, default=0, help="seed of demo models (default 0)")
+    g.add_argument("--testset", required=True, choices=["synthetic", "vggss", "is3"],
+                   help="synthetic: the embedded procedural benchmark (no data needed); vggss/is3: real media under --data-root")
+    g.add_argument("--data-root", type=Path,
+                   help="media folder (vggss: frames/ and audio/; is3: images/ and audio_wav/); required for vggss and is3")
+    g.add_argument("--annotations", type=Path, help="annotation file (default: the shipped one, or <data-root>/vggss.json if present)")
+    g.add_argument("--manifest", type=Path, help="negatives manifest file (default: shipped one if it matches, else drawn from the samples)")
+    g.add_argument("--seeds", type=int, default=10, help="negative seeds per sample (default 10, as the paper)")
+    g.add_argument("--n-images", type=int, default=500, help="synthetic only: number of images (default 500)")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise", help="real sets: samples with missing media")
+    g.add_argument("--threshold", help="use this threshold (a number, or a results JSON whose threshold to reuse) instead of the model's rule")
+    e = p.add_argument_group("how to run")
+    e.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps or ~/.cache/vssl-companion/maps)")
+    e.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default auto)")
+    e.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="encoder precision; reduced precision prints a measured accuracy check first")
+    e.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding media and generating noise (default 0)")
+    e.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    e.add_argument("--shard-size", type=int, default=512, help="samples per stored shard (default 512)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # testing hook: sleep after each written shard so that a test can interrupt a run part way
+    e.add_argument("--pause-after-shard", type=float, default=0.0, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vssl``."""
+    ap = argparse.ArgumentParser(
+        prog="vssl",
+        description="Evaluate visual sound source localization models on test sets extended with negative "
+        "audio (silence, noise, off-screen), as in Juanola et al., ICASSP 2025.",
+        epilog="Start with: vssl evaluate --model demo-random --testset synthetic --n-images 100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("models", help="list the registered models")
+    ev = sub.add_parser("evaluate", help="evaluate a model on an extended test set; print and save every metric",
+                        description="Compute maps (stored, resumable), the threshold and every Table I metric, pooled and per seed.")
+    _add_run_args(ev)
+    ev.add_argument("--out", type=Path, help="results JSON to write (atomically)")
+    th = sub.add_parser("threshold", help="compute a model's universal threshold (Q3 rule) on an extended test set",
+                        description="Same inputs as `evaluate`; prints the threshold with its per-type Q3 values.")
+    _add_run_args(th)
+    th.add_argument("--out", type=Path, help="JSON file to write the threshold to")
+    tb = sub.add_parser("table", help="Table I from results JSON files", description="One row per results file, Table I columns.")
+    tb.add_argument("results", nargs="+", type=Path, help="results JSON files written by `vssl evaluate --out`")
+    tb.add_argument("--per-seed", action="store_true", help="also print mean ± std over seeds of each column")
+    tb.add_argument("--out", type=Path, help="write the table (.csv, .md or .json)")
+    return ap
+
+
+# --------------------------------------------------------------------------------------------------
+# validation (cheap checks first, heavy work after)
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    from .models import get_config
+
+    try:
+        get_config(args.model)
+    except ValueError as e:
+        raise CliError(f"--model: {e}") from None
+    if args.seeds < 1:
+        raise CliError(f"--seeds: must be >= 1, got {args.seeds}")
+    for name in ("batch_size", "shard_size", "n_images"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    if args.workers < 0:
+        raise CliError(f"--workers: must be >= 0, got {args.workers}")
+    if args.testset in ("vggss", "is3"):
+        if args.data_root is None:
+            raise CliError(f"--data-root: required for --testset {args.testset} (the folder with its media)")
+        if not args.data_root.is_dir():
+            raise CliError(f"--data-root: no such folder: {args.data_root}")
+    elif args.data_root is not None:
+        raise CliError("--data-root: not used with --testset synthetic (its data is generated)")
+    for name in ("checkpoint", "annotations", "manifest"):
+        v = getattr(args, name)
+        if v is not None and not v.is_file():
+            raise CliError(f"--{name}: no such file: {v}")
+    if args.device != "auto":
+        import torch
+
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            raise CliError(f"--device: not a device: {args.device!r}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise CliError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+
+
+def _load_checkpoint_into(model: Any, path: Path) -> None:
+    """Load a state-dict checkpoint strictly (a checkpoint of another model fails with the key diff)."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling error means "not a checkpoint"
+        raise CliError(f"--checkpoint {path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    layout = dict(model.config.checkpoint_layout)
+    if hasattr(model, "load_checkpoint"):  # adapters that know their official layout
+        try:
+            model.load_checkpoint(obj)
+        except Exception as e:  # noqa: BLE001
+            raise CliError(f"--checkpoint {path}: does not fit model {model.config.name!r}: {e}") from None
+        return
+    key = layout.get("key")
+    for k in ([key] if key else []) + ["state_dict", "model", "model_state_dict"]:
+        if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
+            obj = obj[k]
+            break
+    if not isinstance(obj, dict):
+        raise CliError(f"--checkpoint {path}: holds a {type(obj).__name__}, not a state dict")
+    prefix = layout.get("prefix", "module.")
+    if prefix and all(str(k).startswith(prefix) for k in obj):
+        obj = {str(k)[len(prefix):]: v for k, v in obj.items()}
+    res = model.load_state_dict(obj, strict=False)
+    if res.missing_keys or res.unexpected_keys:
+        raise CliError(
+            f"--checkpoint {path}: does not fit model {model.config.name!r} ({len(res.missing_keys)} missing keys, "
+            f"e.g. {res.missing_keys[:3]}; {len(res.unexpected_keys)} unexpected keys, e.g. {res.unexpected_keys[:3]}). "
+            "Is it a checkpoint of another model?"
+        )
+
+
+def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
+    from .models import create_model, file_sha256
+    from .models.demo import TRAINED_DEMOS
+
+    if args.model in TRAINED_DEMOS:
+        # with a checkpoint, skip training: build the architecture and load the file
+        model = create_model(args.model, pretrained=args.checkpoint is None, seed=args.model_seed,
+                             progress=not args.no_progress) if args.checkpoint is None else create_model(args.model, pretrained=False)
+    else:
+        model = create_model(args.model, seed=args.model_seed)
+    weights = None
+    if args.checkpoint is not None:
+        _load_checkpoint_into(model, args.checkpoint)
+        weights = f"sha256:{file_sha256(args.checkpoint)}"
+    return model.eval(), weights
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(test set, manifest)."""
+    from .negatives import load_manifest, load_shipped_manifest, manifest_for_samples
+
+    if args.testset == "synthetic":
+        from .embedded import synthetic_manifest
+        from .testsets.synthetic import SyntheticConfig, SyntheticSet
+
+        ds = SyntheticSet(SyntheticConfig(split="test", n_images=args.n_images, sources=1, seed=0))
+        manifest = load_manifest(args.manifest) if args.manifest else synthetic_manifest(ds, n_seeds=args.seeds)
+        return ds, manifest
+    if args.testset == "vggss":
+        from .testsets.vggss import load_vggss
+
+        ann = args.annotations
+        if ann is None and (args.data_root / "vggss.json").is_file():
+            ann = args.data_root / "vggss.json"
+        ds = load_vggss(ann, media_root=args.data_root, on_missing=args.on_missing)
+    else:
+        from .testsets.is3 import load_is3
+
+        ann = args.annotations
+        if ann is None and (args.data_root / "synthetic3240_bbox.json").is_file():
+            ann = args.data_root / "synthetic3240_bbox.json"
+        ds = load_is3(ann, media_root=args.data_root, on_missing=args.on_missing)
+    if args.manifest:
+        return ds, load_manifest(args.manifest)
+    shipped = load_shipped_manifest(args.testset)
+    if shipped.ids == sorted(ds.ids) and shipped.n_seeds == args.seeds:
+        return ds, shipped
+    # another sample list (a media subset, a synthetic stand-in) or seed count: draw from the samples
+    return ds, manifest_for_samples(ds.samples, name=f"{args.testset}-derived", n_seeds=args.seeds)
+
+
+def _threshold_arg(value: str | None) -> Any:
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        from .threshold import UniversalThreshold
+
+        t = json.loads(p.read_text())["threshold"]
+        return UniversalThreshold(value=float(t["value"]), rule=f"from {p.name}: {t.get('rule', '')}",
+                                  per_type_q3=t.get("per_type_q3") or {}, decisive_type=t.get("decisive_type"))
+    try:
+        return float(value)
+    except ValueError:
+        raise CliError(f"--threshold: neither a number nor an existing results file: {value!r}") from None
+
+
+def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    _check_common(args)
+    threshold = _threshold_arg(args.threshold)
+    t0 = time.perf_counter()
+    model, weights = _build_model(args)
+    ds, manifest = _load_data(args)
+    t_setup = time.perf_counter() - t0
+    progress = not args.no_progress
+    print(manifest.summary(), file=sys.stderr)
+    from .engine import evaluate_stored, results_dict
+
+    if args.dtype != "float32":
+        _print_dtype_check(model, ds, args)
+    hook = None
+    if args.pause_after_shard > 0:
+        hook = lambda k, p: time.sleep(args.pause_after_shard)  # noqa: E731
+    res = evaluate_stored(
+        model, ds, manifest, args.store or _default_store(), threshold=threshold, weights=weights,
+        batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, device=args.device,
+        dtype=args.dtype, progress=progress, after_shard=hook,
+    )
+    res.timings["setup_s"] = t_setup
+    out = results_dict(res, extra={"testset": args.testset, "command": "vssl " + " ".join(sys.argv[1:])})
+    return res, out
+
+
+def _print_dtype_check(model: Any, ds: Any, args: argparse.Namespace) -> None:
+    """Measured accuracy of reduced precision on the first 64 samples, printed before the run."""
+    import numpy as np
+    import torch
+
+    from .engine import _MediaSource, compare_dtypes
+
+    pre = model.config.preprocessing
+    src = _MediaSource(ds, pre.image_size, pre.sample_rate, int(round(pre.sample_rate * pre.audio_seconds)))
+    n = min(64, len(src.ids))
+    imgs = torch.from_numpy(np.stack([src.image(j) for j in range(n)])).permute(0, 3, 1, 2).float() / 255
+    aud = torch.from_numpy(np.stack([src.audio(j) for j in range(n)]))
+    c = compare_dtypes(model, imgs, aud, args.dtype, args.device)
+    print(f"{args.dtype} accuracy check on {n} positive maps: max |diff| {c['max_abs_diff']:.3g}, mean |diff| "
+          f"{c['mean_abs_diff']:.3g} (map range {c['map_range']:.3g})", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# output
+
+_COLUMNS = [
+    ("ciou_uth", "cIoU U.th."), ("auc_uth", "AUC U.th."), ("ciou_adap", "cIoU Adap."), ("auc_adap", "AUC Adap."),
+    ("pia_silence", "pIA sil."), ("pia_noise", "pIA noise"), ("pia_offscreen", "pIA off."),
+    ("auc_n_silence", "AUC_N sil."), ("auc_n_noise", "AUC_N noise"), ("auc_n_offscreen", "AUC_N off."),
+    ("f_loc", "F_LOC"), ("f_auc", "F_AUC"),
+]
+
+
+def _fmt(v: Any) -> str:
+    return "nan" if v is None else f"{v:.1f}"
+
+
+def _print_result(r: dict[str, Any]) -> None:
+    thr = r["threshold"]
+    q3 = ", ".join(f"{k} {v:.4g}" for k, v in thr["per_type_q3"].items())
+    print(f"model {r['model']} on {r['manifest']} ({int(r['pooled']['n_samples'])} samples x {r['n_seeds']} seeds), "
+          f"manifest {r['manifest_sha256'][:12]}, weights {r['weights'][:19]}")
+    print(f"threshold {thr['value']:.4g} ({thr['rule']}{'; Q3: ' + q3 if q3 else ''}"
+          f"{'; decisive: ' + thr['decisive_type'] if thr.get('decisive_type') else ''})")
+    w = max(len(h) for _, h in _COLUMNS)
+    print(f"{'':8s}" + "".join(f"{h:>{w + 1}s}" for _, h in _COLUMNS))
+    print(f"{'pooled':8s}" + "".join(f"{_fmt(r['pooled'][k]):>{w + 1}s}" for k, _ in _COLUMNS))
+    for row in r["per_seed"]:
+        print(f"{'seed ' + str(int(row['seed'])):8s}" + "".join(f"{_fmt(row[k]):>{w + 1}s}" for k, _ in _COLUMNS))
+    s = r["store"]["shards"]
+    t = r["timings"]
+    print(f"shards: {s['computed']} computed, {s['reused']} reused from {r['store']['run']}; "
+          f"time {t['total_s']:.1f} s (maps {t['maps_s']:.1f} s, metrics {t['metrics_s']:.1f} s)")
+
+
+def _table(paths: Sequence[Path], per_seed: bool) -> list[dict[str, Any]]:
+    import numpy as np
+
+    rows = []
+    for p in paths:
+        if not p.is_file():
+            raise CliError(f"results file not found: {p}")
+        try:
+            r = json.loads(p.read_text())
+            pooled = r["pooled"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CliError(f"{p}: not a results file of `vssl evaluate --out`") from None
+        row = {"model": r["model"], "testset": r.get("manifest", ""), "threshold": r["threshold"]["value"]}
+        row.update({h: pooled[k] for k, h in _COLUMNS})
+        if per_seed and r.get("per_seed"):
+            for k, h in _COLUMNS:
+                vals = np.array([s[k] if s[k] is not None else np.nan for s in r["per_seed"]], float)
+                row[f"{h} sd"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``vssl`` (returns the exit status)."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "models":
+            from .models import get_config, list_models
+
+            for name in list_models():
+                c = get_config(name)
+                print(f"{name:18s} {c.family:10s} {c.description}")
+            return 0
+        if args.cmd == "table":
+            import pandas as pd
+
+            df = pd.DataFrame(_table(args.results, args.per_seed))
+            print(df.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+            if args.out:
+                from .store import atomic_write
+
+                suffix = args.out.suffix
+                text = df.to_csv(index=False) if suffix == ".csv" else df.to_json(orient="records", indent=1) if suffix == ".json" else df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False)
+                atomic_write(args.out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            return 0
+        res, out = _run(args)
+        if args.cmd == "evaluate":
+            _print_result(out)
+            if args.out:
+                from .engine import write_results
+
+                write_results(args.out, out)
+                print(f"wrote {args.out}")
+        else:
+            thr = out["threshold"]
+            print(f"{out['model']}: threshold {thr['value']:.6g} ({thr['rule']})")
+            for k, v in thr["per_type_q3"].items():
+                print(f"  Q3 {k:9s} {v:.6g}" + ("   <- decisive" if k == thr["decisive_type"] else ""))
+            if args.out:
+                from .engine import write_results
+
+                write_results(args.out, {k: out[k] for k in ("package_version", "model", "weights", "checkpoint_sha256",
+                                                           "manifest", "manifest_sha256", "n_seeds", "threshold")})
+                print(f"wrote {args.out}")
+        return 0
+    except CliError as e:
+        print(f"vssl: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        # data problems found while loading (media check, manifest mismatch, categories): one clear line
+        print(f"vssl: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from .testsets.media import MediaError
+
+        if isinstance(e, MediaError):
+            print(f"vssl: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
