@@ -1,8 +1,9 @@
 # The two commands of the README:  `make book`  and  `make test`.
 # Both create/refresh .venv from the pinned lock first (scripts/bootstrap.sh; idempotent).
 PY := .venv/bin/python
-# System packages the tests need (browser tests of the built book).
-TEST_APT :=
+# System packages the tests need (Debian chromium drives tests/test_site.py through playwright;
+# bootstrap installs what `dpkg -s` says is missing, as root).
+TEST_APT := chromium
 BOOK_APT :=
 
 .PHONY: env book test bench lock clean

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -94,17 +93,10 @@ def _check_site(site: Path) -> dict[str, _Assets]:
 
 
 @pytest.fixture(scope="module")
-def built_book() -> subprocess.CompletedProcess[str]:
-    """Run the real pipeline once for this module (quick parameters: tiny data, a few training steps)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "vssl_helpers.pipeline", "book", "--quick", "--no-progress"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"pipeline failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
-    return result
+def built_book(book_build: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """The real pipeline's quick run (quick parameters: tiny data, a few training steps), made once
+    per pytest run by the session fixture ``book_build`` of tests/conftest.py."""
+    return book_build
 
 
 def test_pipeline_builds_book(built_book: subprocess.CompletedProcess[str]) -> None:
