@@ -347,6 +347,8 @@ def trained_state_dict(name: str, seed: int = 0, progress: bool = True, **overri
 
 def training_record(name: str, seed: int = 0, **overrides: Any) -> dict[str, Any] | None:
     """The JSON record (config, training seconds, loss history) of a cached demo model, if any."""
+    if name not in OBJECTIVES:  # untrained models (saliency, random, oracle) have no record
+        return None
     cfg = TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
     path = cache_dir() / "models" / f"{name}-seed{seed}-{cfg.key()}.json"
     return json.loads(path.read_text()) if path.is_file() else None
