@@ -438,6 +438,7 @@ def store_key(model: VSSLModel, manifest: Manifest, data: str = "", weights: str
         preprocessing_version=int(model.config.preprocessing.version),
         data=data,
         compute_dtype=dtype,
+        map_size=tuple(model.config.map_size),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "NOTEBOOKS",
+    "THRESHOLD_MODELS",
     "NotebookSpec",
     "NotebookExecutionError",
     "BookBuildError",
@@ -87,6 +88,15 @@ class NotebookSpec:
         return json.loads(json.dumps(params, sort_keys=True))
 
 
+#: Parameters shared by the result chapters (same test sets, seeds and trained models as the
+#: embedded benchmark, so the map store computes each model's maps once for all of them).
+_RESULT_PARAMETERS: dict[str, Any] = {"n_test_images": 500, "n_seeds": 10, "train_steps": 600, "n_train_images": 4000, "model_seed": 0}
+_RESULT_QUICK: dict[str, Any] = {"n_test_images": 16, "n_seeds": 2, "train_steps": 6, "n_train_images": 64}
+
+#: Models with a threshold-analysis chapter each (the trained demo models and the audio-blind
+#: saliency baseline; random weights and the binary oracle have nothing to show there).
+THRESHOLD_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency")
+
 #: The executed chapters of the book, in execution order.
 NOTEBOOKS: list[NotebookSpec] = [
     NotebookSpec(
@@ -100,6 +110,36 @@ NOTEBOOKS: list[NotebookSpec] = [
         parameters={"n_test_images": 500, "n_seeds": 10, "train_steps": 600, "n_train_images": 4000, "model_seed": 0},
         quick_parameters={"n_test_images": 16, "n_seeds": 2, "train_steps": 6, "n_train_images": 64},
         prepare="vssl_helpers.embedded:prepare",
+    ),
+    NotebookSpec(
+        template="notebooks/dataset_extension.ipynb",
+        output="dataset_extension.ipynb",
+        parameters={"n_test_images": 500, "n_seeds": 10},
+        quick_parameters={"n_test_images": 16, "n_seeds": 2},
+    ),
+    *(
+        NotebookSpec(
+            template="notebooks/threshold_analysis.ipynb",
+            output=f"threshold_analysis_{_model.replace('-', '_')}.ipynb",
+            parameters={"model": _model, **_RESULT_PARAMETERS},
+            quick_parameters={**_RESULT_QUICK, "sweep_points": 9, "sweep_seeds": 1},
+            prepare="vssl_helpers.report.runs:prepare",
+        )
+        for _model in THRESHOLD_MODELS
+    ),
+    NotebookSpec(
+        template="notebooks/results_tables.ipynb",
+        output="results_tables.ipynb",
+        parameters=dict(_RESULT_PARAMETERS),
+        quick_parameters=dict(_RESULT_QUICK),
+        prepare="vssl_helpers.report.runs:prepare",
+    ),
+    NotebookSpec(
+        template="notebooks/qualitative_figures.ipynb",
+        output="qualitative_figures.ipynb",
+        parameters=dict(_RESULT_PARAMETERS),
+        quick_parameters={**_RESULT_QUICK, "images": [0]},
+        prepare="vssl_helpers.report.runs:prepare",
     ),
 ]
 

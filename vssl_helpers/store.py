@@ -81,6 +81,8 @@ class StoreKey:
         preprocessing_version: ``ModelConfig.preprocessing.version``.
         data: fingerprint of the media (synthetic config hash, or test-set name + media root).
         compute_dtype: ``float32``, ``bfloat16`` or ``float16`` (reduced precision gives other maps).
+        map_size: the model's native map size (h, w): a model whose map definition changes without a
+            weight change (e.g. a parameter-free reference model) must not reuse old maps.
         map_format: :data:`MAP_FORMAT_VERSION`.
     """
 
@@ -90,6 +92,7 @@ class StoreKey:
     preprocessing_version: int
     data: str = ""
     compute_dtype: str = "float32"
+    map_size: tuple[int, int] = (0, 0)
     map_format: int = MAP_FORMAT_VERSION
 
     def digest(self) -> str:

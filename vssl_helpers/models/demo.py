@@ -11,7 +11,8 @@ Reference points (untrained):
 
 * ``demo-saliency``: audio-blind visual saliency (colour contrast), the same map whatever the audio.
 * ``demo-random``: the two-tower architecture with random weights.
-* ``demo-oracle``: returns the ground-truth mask (audio-blind, reads the GT), binary.
+* ``demo-oracle``: returns the ground-truth mask (audio-blind, reads the GT), as GT coverage of a
+  28 × 28 grid (saturated: interior cells are exactly 1).
 
 Architecture (at 112 px, as measured feasible on 2 CPU cores): image tower of five conv3×3-BN-ReLU
 layers (16-32-32-64-64 channels, strides 2-2-1-2-1) and a 1×1 projection to D = 64, giving a
@@ -144,12 +145,16 @@ class SaliencyModel(VSSLModel):
 
 
 class OracleModel(SaliencyModel):
-    """Returns the ground-truth mask as a binary 224 × 224 map, whatever the audio."""
+    """Returns the ground-truth mask, whatever the audio: the fraction of each cell of a 28 × 28 grid
+    (8 × 8 pixels) covered by the GT. A 224 × 224 native map would be exact but 64× larger in
+    every store and summary (31 maps per sample); at 28 × 28, upsampled and thresholded at 0.5, it
+    reproduces the mask up to the boundary pixels. Interior cells are exactly 1, so the map is
+    saturated like a binary one (see the threshold rule in its config)."""
 
     def encode_images(self, images: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         if gt is None:
             raise ValueError("demo-oracle: needs the GT masks (config.needs_gt); pass gt=...")
-        return gt.float()
+        return F.adaptive_avg_pool2d(gt.float().unsqueeze(1), self.config.map_size)[:, 0]
 
 
 def _demo_config(name: str, description: str, **kw: Any) -> ModelConfig:
@@ -230,11 +235,11 @@ def demo_saliency(**_: Any) -> VSSLModel:
     _demo_config(
         "demo-oracle",
         "ground-truth mask for every audio (audio-blind upper bound on positives)",
-        map_size=(224, 224),
+        map_size=(28, 28),
         map_units="binary",
         map_range=(0.0, 1.0),
-        # A binary map's maxima are all 1, so the universal rule would give t = 1 and, with the
-        # strict '>', empty maps: binary maps use a fixed threshold between 0 and 1 instead.
+        # A binary or saturated map's maxima are all 1, so the universal rule would give t = 1 and,
+        # with the strict '>', empty maps: such maps use a fixed threshold between 0 and 1 instead.
         threshold_rule=ThresholdRule(kind="fixed", value=0.5),
         needs_gt=True,
         audio_blind=True,

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from .. import metrics as M
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..testsets.base import Sample
 
 __all__ = [
@@ -22,6 +24,16 @@ __all__ = [
     "plot_spectrograms",
     "plot_maxima",
     "log_mel_db",
+    "AUDIO_TYPES",
+    "AUDIO_COLOURS",
+    "MAP_IOU_COLUMNS",
+    "plot_threshold_choice",
+    "plot_threshold_sweep",
+    "clipped_normalised",
+    "plot_qualitative_grid",
+    "plot_map_iou_bars",
+    "plot_audio_negatives",
+    "plot_threshold_view",
 ]
 
 GT_COLOUR = "#2ca02c"
@@ -174,4 +186,212 @@ def plot_maxima(maxima: Mapping[str, Mapping[str, torch.Tensor | np.ndarray]], t
     ax.set_ylabel("max of the raw map")
     ax.set_xlabel("")
     ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
+# ==================================================================================================
+# Result chapters: thresholds, sweeps, qualitative grids (Fig. 2), map-vs-map IoU (Fig. 3)
+
+AUDIO_TYPES: tuple[str, ...] = ("positive", "silence", "noise", "offscreen")
+"""Audio types in the order of the paper's figures."""
+
+AUDIO_COLOURS: dict[str, str] = {"positive": "#2ca02c", "silence": "#7f7f7f", "noise": "#1f77b4", "offscreen": "#ff7f0e"}
+"""One colour per audio type, shared by every result figure."""
+
+
+def plot_threshold_choice(
+    maxima: Mapping[str, torch.Tensor | np.ndarray],
+    threshold: float,
+    per_type_q3: Mapping[str, float] | None = None,
+    title: str = "",
+) -> Figure:
+    """Fig. 1 for one model: boxplots of the per-sample maximum of the raw map per audio type, the Q3
+    of each negative type (dashed, in the type's colour) and the universal threshold (solid black).
+
+    ``maxima[audio_type]`` holds the per-sample maxima (negatives pooled over seeds); ``per_type_q3``
+    is :attr:`~vssl_helpers.threshold.UniversalThreshold.per_type_q3` (empty for a fixed rule).
+    """
+    kinds = [k for k in AUDIO_TYPES if k in maxima] + [k for k in maxima if k not in AUDIO_TYPES]
+    data = [np.asarray(maxima[k], dtype=np.float64).ravel() for k in kinds]
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), constrained_layout=True)
+    box = ax.boxplot(data, patch_artist=True, widths=0.55, flierprops={"markersize": 2, "alpha": 0.5})
+    ax.set_xticks(range(1, len(kinds) + 1), kinds)
+    for patch, k in zip(box["boxes"], kinds):
+        patch.set_facecolor(AUDIO_COLOURS.get(k, "#cccccc"))
+        patch.set_alpha(0.55)
+    for median in box["medians"]:
+        median.set_color("black")
+    for k, q3 in (per_type_q3 or {}).items():
+        if k in kinds:
+            x = kinds.index(k) + 1
+            ax.hlines(q3, x - 0.35, x + 0.35, colors=AUDIO_COLOURS.get(k, "black"), linestyles="--", linewidth=1.6)
+            ax.text(x + 0.37, q3, f"Q3 {q3:.3f}", va="center", fontsize=7, color=AUDIO_COLOURS.get(k, "black"))
+    ax.axhline(threshold, color="black", linewidth=1.5, label=f"threshold {threshold:.3f}")
+    ax.set_ylabel("max of the raw map")
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_threshold_sweep(sweep: "pd.DataFrame", threshold: float | None = None, title: str = "") -> Figure:
+    """cIoU and pIA (each negative type and their mean) against the threshold, from
+    :func:`vssl_helpers.report.tables.threshold_sweep`; the chosen threshold as a vertical line."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), constrained_layout=True)
+    t = sweep["threshold"].to_numpy()
+    ax.plot(t, sweep["ciou"], color=AUDIO_COLOURS["positive"], linewidth=2, label="cIoU (positive)")
+    for k in ("silence", "noise", "offscreen"):
+        ax.plot(t, sweep[f"pia_{k}"], color=AUDIO_COLOURS[k], linewidth=1, alpha=0.8, label=f"pIA {k}")
+    ax.plot(t, sweep["pia_mean"], color="black", linewidth=1.6, linestyle=":", label="mean pIA")
+    ax.plot(t, sweep["f_loc"], color="#9467bd", linewidth=1.6, label=r"$F_{LOC}$")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linewidth=1.2, label=f"U.th. {threshold:.3f}")
+    ax.set_xlabel("threshold (raw map units)")
+    ax.set_ylabel("percent")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def clipped_normalised(native: torch.Tensor, threshold: float) -> np.ndarray:
+    """Fig. 2's display map: upsample to 224 × 224, clip everything at or below ``threshold`` (it
+    becomes 0), then normalise to [0, 1]: ``max(S - t, 0) / max(S - t)``. Measuring from the threshold
+    keeps the rule meaningful for negative thresholds too (a plain "set to 0" would lift the clipped
+    pixels above the kept ones). An empty localization map stays all 0. ``native``: ``h × w`` or
+    ``1 × h × w``."""
+    up = M.upsample(native.reshape(1, *native.shape[-2:]))[0].double()
+    above = (up - float(threshold)).clamp(min=0.0)
+    hi = float(above.max())
+    if hi <= 0:
+        return np.zeros(above.shape, dtype=np.float64)
+    return (above / hi).numpy()
+
+
+def _image_axis(ax: plt.Axes, image: np.ndarray | None) -> None:
+    if image is not None:
+        ax.imshow(np.asarray(image))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_qualitative_grid(
+    maps: Mapping[str, Mapping[str, torch.Tensor]],
+    thresholds: Mapping[str, float],
+    image: np.ndarray,
+    gt: np.ndarray | torch.Tensor | None = None,
+    title: str = "",
+) -> Figure:
+    """Fig. 2: one row per model, a first column with the image and its GT, then one column per audio.
+
+    ``maps[model][audio]`` is a native map (``h × w``); each is shown as
+    :func:`clipped_normalised` at ``thresholds[model]`` overlaid on the image (transparent where
+    zero), with the raw map's min and max above it.
+    """
+    models = list(maps)
+    audios = list(next(iter(maps.values()))) if maps else []
+    fig, axes = plt.subplots(
+        len(models), len(audios) + 1, figsize=(1.9 * (len(audios) + 1), 2.0 * len(models) + 0.4),
+        constrained_layout=True, squeeze=False,
+    )
+    gt_np = None if gt is None else np.asarray(gt).astype(bool)
+    for r, model in enumerate(models):
+        ax = axes[r][0]
+        _image_axis(ax, image)
+        if gt_np is not None:
+            _outline(ax, gt_np, GT_COLOUR)
+        ax.set_ylabel(f"{model}\nthr {thresholds[model]:.3f}", fontsize=8)
+        if r == 0:
+            ax.set_title("image + GT", fontsize=9)
+        for c, audio in enumerate(audios, start=1):
+            ax = axes[r][c]
+            native = maps[model][audio]
+            shown = clipped_normalised(native, thresholds[model])
+            _image_axis(ax, image)
+            ax.imshow(np.ma.masked_equal(shown, 0.0), cmap="jet", vmin=0, vmax=1, alpha=0.55)
+            label = f"{audio}\n" if r == 0 else ""
+            ax.set_title(f"{label}min {float(native.min()):.2f} max {float(native.max()):.2f}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+MAP_IOU_COLUMNS: dict[str, str] = {
+    "mapiou_pos_silence": "positive vs silence",
+    "mapiou_pos_noise": "positive vs noise",
+    "mapiou_pos_offscreen": "positive vs offscreen",
+    "mapiou_neg_neg": "negative vs negative",
+}
+"""Fig. 3's bars: the result-row column of each map-vs-map IoU, and its label."""
+
+
+def plot_map_iou_bars(rows: Mapping[str, Mapping[str, float]], title: str = "") -> Figure:
+    """Fig. 3: IoU (percent) between localization maps of pairs of audios, one bar per model in each
+    group. ``rows[model]`` is a result row with the :data:`MAP_IOU_COLUMNS` (percent)."""
+    models = list(rows)
+    groups = list(MAP_IOU_COLUMNS)
+    x = np.arange(len(groups))
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(7.0, 3.4), constrained_layout=True)
+    for k, model in enumerate(models):
+        values = [float(rows[model][g]) for g in groups]
+        ax.bar(x - 0.4 + width * (k + 0.5), values, width=width, label=model)
+    ax.set_xticks(x, [MAP_IOU_COLUMNS[g] for g in groups], fontsize=8)
+    ax.set_ylabel("IoU between localization maps (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=min(3, len(models)), loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_audio_negatives(
+    image: np.ndarray,
+    gt: np.ndarray | torch.Tensor,
+    clips: Mapping[str, np.ndarray],
+    sample_rate: int,
+    title: str = "",
+) -> Figure:
+    """One sample of the extended test set: the image with its GT, then the log-mel spectrogram of
+    each audio paired with it (positive, silence, noise, offscreen) on one colour scale."""
+    names = list(clips)
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(2.3 * (len(names) + 1), 2.4), constrained_layout=True)
+    _image_axis(axes[0], image)
+    _outline(axes[0], np.asarray(gt).astype(bool), GT_COLOUR)
+    axes[0].set_title(title or "image + GT", fontsize=8)
+    for ax, name in zip(axes[1:], names):
+        wave = np.asarray(clips[name], dtype=np.float32)
+        spec = log_mel_db(wave, sample_rate)
+        dur = len(wave) / sample_rate
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=max(-20.0, float(spec.max())),
+                  extent=(0, dur, 0, spec.shape[0]))
+        ax.set_title(name, fontsize=9, color=AUDIO_COLOURS.get(name.split(":")[0], "black"))
+        ax.set_xlabel("s", fontsize=8)
+        ax.set_yticks([])
+    return fig
+
+
+def plot_threshold_view(
+    image: np.ndarray,
+    gt: np.ndarray | torch.Tensor,
+    maps: Mapping[str, torch.Tensor],
+    threshold: float,
+) -> Figure:
+    """Localization maps of one image at ``threshold``: the binarised map of each audio over the image,
+    titled with the IoU with the GT (positive) or the pIA (negatives). ``maps[audio]`` is ``h × w``."""
+    gt_t = torch.as_tensor(np.asarray(gt)).bool().reshape(1, M.GT_SIZE, M.GT_SIZE)
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.4 * len(maps), 2.7), constrained_layout=True, squeeze=False)
+    for ax, (name, native) in zip(axes[0], maps.items()):
+        m = native.reshape(1, *native.shape[-2:])
+        loc = M.binarize(M.upsample(m), threshold)[0].numpy()
+        _image_axis(ax, image)
+        ax.imshow(np.ma.masked_equal(loc.astype(float), 0.0), cmap="autumn", vmin=0, vmax=1, alpha=0.5)
+        _outline(ax, gt_t[0].numpy(), GT_COLOUR)
+        if name == "positive":
+            text = f"IoU {M.ciou(m, gt_t, threshold, empty_gt='zero').item():.2f}"
+        else:
+            text = f"pIA {100 * M.pia(m, threshold).item():.1f}%"
+        ax.set_title(f"{name}\nmax {float(native.max()):.3f} | {text}", fontsize=8, color=AUDIO_COLOURS.get(name, "black"))
     return fig

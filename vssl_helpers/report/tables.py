@@ -12,11 +12,19 @@ cells is an interval whose ends come from the interval ends of the cells. A prin
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..metrics import harmonic_mean
 from ..threshold import NEGATIVE_TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import torch
+
+    from ..engine import ExtendedMaps
 
 __all__ = [
     "TABLE1_COLUMNS",
@@ -25,6 +33,13 @@ __all__ = [
     "inconsistent_cells",
     "study_table",
     "seed_summary",
+    "LOWER_IS_BETTER",
+    "TABLE1_HEADERS",
+    "threshold_sweep",
+    "table1_frame",
+    "rank_marks",
+    "style_table1",
+    "table1_markdown",
 ]
 
 TABLE1_COLUMNS: tuple[str, ...] = (
@@ -128,3 +143,111 @@ def seed_summary(rows: list[dict], columns: list[str] | None = None) -> pd.DataF
     agg = table.groupby("model", sort=False)[metrics].agg(["mean", "min", "max"])
     agg.insert(0, ("seeds", "n"), table.groupby("model", sort=False)["seed"].count())
     return agg
+
+
+# ==================================================================================================
+# Results chapters: threshold sweeps and Table I in the paper's layout
+
+#: Table I columns where lower is better (every other column: higher is better).
+LOWER_IS_BETTER: frozenset[str] = frozenset(f"pia_{t}" for t in NEGATIVE_TYPES)
+
+#: Display names of the Table I columns (two header levels: audio input, metric).
+TABLE1_HEADERS: dict[str, tuple[str, str]] = {
+    "ciou_uth": ("Positive", "cIoU U.th. ↑"),
+    "ciou_adap": ("Positive", "cIoU Adap. ↑"),
+    "auc_uth": ("Positive", "AUC U.th. ↑"),
+    "auc_adap": ("Positive", "AUC Adap. ↑"),
+    "pia_silence": ("Silence", "pIA ↓"),
+    "auc_n_silence": ("Silence", "AUC_N ↑"),
+    "pia_noise": ("Noise", "pIA ↓"),
+    "auc_n_noise": ("Noise", "AUC_N ↑"),
+    "pia_offscreen": ("Offscreen", "pIA ↓"),
+    "auc_n_offscreen": ("Offscreen", "AUC_N ↑"),
+    "f_loc": ("Global", "F_LOC ↑"),
+    "f_auc": ("Global", "F_AUC ↑"),
+}
+
+
+def threshold_sweep(maps: "ExtendedMaps", gt: "torch.Tensor", thresholds: "Sequence[float]", seeds: int | None = None) -> pd.DataFrame:
+    """cIoU (mean IoU, percent), pIA per negative type and its mean (percent) and F_LOC at each
+    threshold: how the Table I numbers of one model move with the threshold.
+
+    ``seeds``: use only the first ``seeds`` seeds of the noise and off-screen negatives (faster;
+    ``None``: all, as in Table I).
+    """
+    from .. import metrics as M
+
+    s = maps.noise.shape[0] if seeds is None else max(1, min(int(seeds), maps.noise.shape[0]))
+    negs = {"silence": maps.silence, "noise": maps.noise[:s].reshape(-1, *maps.noise.shape[2:]),
+            "offscreen": maps.offscreen[:s].reshape(-1, *maps.offscreen.shape[2:])}
+    rows = []
+    for t in thresholds:
+        t = float(t)
+        ious = M.ciou(maps.positive, gt, t)
+        pias = {k: float(M.pia(v, t).mean()) for k, v in negs.items()}
+        row = {"threshold": t, "ciou": 100 * M.mean_iou(ious)}
+        row.update({f"pia_{k}": 100 * v for k, v in pias.items()})
+        row["pia_mean"] = 100 * sum(pias.values()) / len(pias)
+        row["f_loc"] = 100 * M.f_loc(row["ciou"] / 100, pias)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table1_frame(results: "Mapping[str, Mapping[str, Mapping[str, float]]]") -> pd.DataFrame:
+    """A Table-I-shaped frame from result rows: ``results[test_set][model]`` is a row with the
+    :data:`TABLE1_COLUMNS` (percent), e.g. :attr:`vssl_helpers.engine.StoredResult.row`.
+
+    Columns: ``test_set``, ``model``, then :data:`TABLE1_COLUMNS` (the same layout as
+    :func:`load_paper_table1`, so :func:`recompute_f_scores` applies with ``half_width=0``).
+    """
+    rows = [
+        {"test_set": ts, "model": model, **{c: float(row[c]) for c in TABLE1_COLUMNS}}
+        for ts, by_model in results.items()
+        for model, row in by_model.items()
+    ]
+    return pd.DataFrame(rows, columns=["test_set", "model", *TABLE1_COLUMNS])
+
+
+def rank_marks(table: pd.DataFrame, exclude: "Sequence[str]" = ()) -> pd.DataFrame:
+    """``"best"``, ``"second"`` or ``""`` for every Table I cell, within each test set and column
+    (pIA: lowest is best; every other column: highest). Ties share the mark; rows whose model is in
+    ``exclude`` (e.g. reference points such as an oracle) are neither ranked nor marked."""
+    marks = pd.DataFrame("", index=table.index, columns=list(TABLE1_COLUMNS))
+    for _, group in table.groupby("test_set", sort=False):
+        ranked = group[~group["model"].isin(list(exclude))]
+        for c in TABLE1_COLUMNS:
+            values = ranked[c].round(2)
+            distinct = sorted(values.dropna().unique(), reverse=c not in LOWER_IS_BETTER)
+            if distinct:
+                marks.loc[values.index[values == distinct[0]], c] = "best"
+            if len(distinct) > 1:
+                marks.loc[values.index[values == distinct[1]], c] = "second"
+    return marks
+
+
+def style_table1(table: pd.DataFrame, exclude: "Sequence[str]" = (), caption: str = "") -> "pd.io.formats.style.Styler":
+    """Table I as the paper prints it: two decimals, best of each column and test set in **bold**,
+    second best underlined (:func:`rank_marks`), two header levels (audio input, metric)."""
+    marks = rank_marks(table, exclude)
+    shown = table.set_index(["test_set", "model"])[list(TABLE1_COLUMNS)]
+    css = marks.set_axis(shown.index).replace({"best": "font-weight: bold", "second": "text-decoration: underline"})
+    shown.columns = pd.MultiIndex.from_tuples([TABLE1_HEADERS[c] for c in TABLE1_COLUMNS])
+    css.columns = shown.columns
+    styler = shown.style.format("{:.2f}", na_rep="–").apply(lambda _: css, axis=None)
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler
+
+
+def table1_markdown(table: pd.DataFrame, exclude: "Sequence[str]" = ()) -> str:
+    """Table I as a Markdown table (two decimals, best in ``**bold**``, second in ``<u>underline</u>``)."""
+    marks = rank_marks(table, exclude)
+    head = ["test set", "model", *(" ".join(TABLE1_HEADERS[c]) for c in TABLE1_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in table.iterrows():
+        cells = []
+        for c in TABLE1_COLUMNS:
+            v = "–" if pd.isna(r[c]) else f"{r[c]:.2f}"
+            cells.append({"best": f"**{v}**", "second": f"<u>{v}</u>"}.get(marks.loc[i, c], v))
+        lines.append("| " + " | ".join([str(r["test_set"]), str(r["model"]), *cells]) + " |")
+    return "\n".join(lines)
