@@ -84,6 +84,25 @@ def _table(study: str) -> str:
     return "\n".join(lines)
 
 
+def _seed_summary() -> str:
+    """Mean and range over training seeds per model (Markdown)."""
+    from vssl_helpers.report.tables import study_table
+
+    rows = _load("seeds")
+    if not rows:
+        return ""
+    table = study_table(rows, COLUMNS[:-1])
+    cols = ["ciou_uth", "ciou_adap", "pia_silence", "pia_noise", "pia_offscreen", "f_loc",
+            "auroc_silence", "auroc_noise", "auroc_offscreen"]
+    lines = ["## seeds: mean (min-max) over training seeds", "",
+             "| model | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for model, g in table.groupby("model", sort=False):
+        fmt = lambda c: (f"{g[c].mean():.3f} ({g[c].min():.3f}-{g[c].max():.3f})" if c.startswith("auroc")
+                         else f"{g[c].mean():.2f} ({g[c].min():.2f}-{g[c].max():.2f})")
+        lines.append(f"| {model} | {len(g)} | " + " | ".join(fmt(c) for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("study", choices=["seeds", "knob", "table"])
@@ -105,6 +124,7 @@ def main() -> None:
     else:
         for study in ("seeds", "knob"):
             print(f"## {study}\n\n{_table(study)}\n")
+        print(_seed_summary())
 
 
 if __name__ == "__main__":
