@@ -159,39 +159,9 @@ def summarize(
     diagnostics: ``auroc_<type>`` (max similarity, positive vs each negative), ``mapiou_pos_<type>``
     and ``mapiou_neg_neg`` (Fig. 3), ``ciou05_uth`` (fraction of IoUs >= 0.5 at U.th.).
     """
-    t = float(threshold)
-    s_count = maps.noise.shape[0]
-    ious = M.ciou(maps.positive, gt, t, empty_gt)
-    ious_adap = M.ciou_adaptive(maps.positive, gt, empty_gt)
-    row: dict[str, float] = {
-        "threshold": t,
-        "ciou_uth": 100 * M.mean_iou(ious),
-        "ciou_adap": 100 * M.success_rate(ious_adap, 0.5),
-        "auc_uth": 100 * M.auc(ious),
-        "auc_adap": 100 * M.auc(ious_adap),
-        "ciou05_uth": 100 * M.success_rate(ious, 0.5),
-        "n_samples": float(maps.positive.shape[0]),
-        "n_empty_gt": float(M.count_empty_gt(gt)),
-    }
-    pia_mean, aucn = {}, {}
-    maxima = maxima_by_type(maps)
-    pos_rep = maps.positive.unsqueeze(0).expand(s_count, -1, -1, -1).reshape(-1, *maps.positive.shape[1:])
-    neg_maps = {}
-    for kind in NEGATIVE_TYPES:
-        neg = maps.negatives(kind)
-        neg_maps[kind] = neg
-        p = M.pia(neg, t)
-        pia_mean[kind] = float(p.mean())
-        aucn[kind] = M.auc_n(p)
-        row[f"pia_{kind}"] = 100 * pia_mean[kind]
-        row[f"auc_n_{kind}"] = 100 * aucn[kind]
-        row[f"auroc_{kind}"] = M.auroc(maxima["positive"], maxima[kind])
-        row[f"mapiou_pos_{kind}"] = 100 * float(M.map_iou(pos_rep, neg, t).mean())
-    pairs = [("silence", "noise"), ("silence", "offscreen"), ("noise", "offscreen")]
-    row["mapiou_neg_neg"] = 100 * float(np.mean([M.map_iou(neg_maps[a], neg_maps[b], t).mean() for a, b in pairs]))
-    row["f_loc"] = 100 * M.f_loc(row["ciou_uth"] / 100, pia_mean)
-    row["f_auc"] = 100 * M.f_auc(row["auc_uth"] / 100, aucn)
-    return row
+    # one implementation of the arithmetic: the pooled row of summarize_extended (per-map values are
+    # computed once there; the per-seed rows come almost for free)
+    return summarize_extended(maps, gt, threshold, empty_gt)[0]
 
 
 

@@ -27,9 +27,8 @@ import hashlib
 import json
 import operator
 import os
-import uuid
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,6 +38,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write
 from .base import BROAD_CATEGORIES, Sample
 from .synthetic_audio import (
     CLASS_NAMES,
@@ -347,7 +347,7 @@ class SyntheticSet(Sequence[Sample]):
                 pass  # unreadable or stale: regenerate and overwrite
         out = self._build_arrays(image_size, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: _save_npz(tmp, out))
+        atomic_write(path, lambda tmp: _save_npz(tmp, out))
         return out
 
     def _build_arrays(self, image_size: int, progress: bool) -> dict[str, np.ndarray]:
@@ -416,26 +416,15 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` via ``write(tmp)`` on a temporary sibling, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _write_jpeg(path: Path, image: np.ndarray | Path) -> None:
     img = Image.open(image).convert("RGB") if isinstance(image, (str, Path)) else Image.fromarray(image)
     # 4:4:4 chroma: the per-channel pixel noise of the scenes suffers badly from 4:2:0 subsampling
     # (mean abs error 4.9 vs 3.2 grey levels at quality 95)
-    _atomic_write(path, lambda tmp: img.save(tmp, format="JPEG", quality=95, subsampling=0))
+    atomic_write(path, lambda tmp: img.save(tmp, format="JPEG", quality=95, subsampling=0))
 
 
 def _write_wav(path: Path, audio: np.ndarray | Path, sample_rate: int) -> None:
@@ -444,7 +433,7 @@ def _write_wav(path: Path, audio: np.ndarray | Path, sample_rate: int) -> None:
     # Quantize ourselves (round(x·32768)) and hand soundfile int16: reading back as float
     # (int / 32768) then differs from the input by at most half a step, 1/65536.
     pcm = np.clip(np.round(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-    _atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV"))
+    atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV"))
 
 
 def _normalized(x: float, size: int) -> float:
