@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .engine import ExtendedMaps, compute_extended_maps, maxima_by_type, summarize
+from .engine import ExtendedMaps, compute_extended_maps, maxima_by_type, resolve_threshold, summarize
 from .models import create_model, get_config
 from .models.demo import TRAINED_DEMOS
 from .models.registry import VSSLModel
 from .negatives import Manifest, manifest_for_samples, noise_waveform
 from .testsets.synthetic import SyntheticConfig, SyntheticSet
-from .threshold import NEGATIVE_TYPES, UniversalThreshold
+from .threshold import UniversalThreshold
 
 __all__ = [
     "DEFAULT_TEST",
@@ -97,12 +97,7 @@ def evaluate(
         model, images, audio, offscreen_index, noise, gt=gt, batch_size=batch_size, device=device, progress=progress
     )
     maxima = maxima_by_type(maps)
-    if threshold is None:
-        t = cfg.threshold_rule.resolve({k: maxima[k] for k in NEGATIVE_TYPES})
-    elif isinstance(threshold, UniversalThreshold):
-        t = threshold
-    else:
-        t = UniversalThreshold(value=float(threshold), rule="given")
+    t = resolve_threshold(cfg.threshold_rule, maxima, threshold)
     row = summarize(maps, gt, t)
     prov = {"manifest": manifest.name, "manifest_sha256": manifest.sha256, "n_seeds": manifest.n_seeds}
     return EvalResult(cfg.name, maps, t, row, maxima, prov)

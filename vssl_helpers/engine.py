@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -30,12 +30,13 @@ from . import metrics as M
 from .models.registry import VSSLModel
 from .negatives import Manifest
 from .store import MapStore, StoreKey, StoreRun, atomic_write, state_dict_sha256
-from .threshold import NEGATIVE_TYPES, UniversalThreshold, per_sample_max
+from .threshold import NEGATIVE_TYPES, ThresholdRule, UniversalThreshold, per_sample_max
 
 __all__ = [
     "ExtendedMaps",
     "compute_extended_maps",
     "summarize",
+    "resolve_threshold",
     "maxima_by_type",
     "summarize_extended",
     "StoredResult",
@@ -144,6 +145,18 @@ def maxima_by_type(maps: ExtendedMaps) -> dict[str, torch.Tensor]:
     for kind in NEGATIVE_TYPES:
         out[kind] = per_sample_max(maps.negatives(kind))
     return out
+
+
+def resolve_threshold(
+    rule: ThresholdRule, maxima: Mapping[str, torch.Tensor], threshold: float | UniversalThreshold | None = None
+) -> UniversalThreshold:
+    """The threshold of a run: ``threshold`` when given (a number, e.g. the VGG-SS threshold reused
+    on IS3, or a resolved one), otherwise the model's own rule applied to the negatives' maxima."""
+    if threshold is None:
+        return rule.resolve({k: maxima[k] for k in NEGATIVE_TYPES})
+    if isinstance(threshold, UniversalThreshold):
+        return threshold
+    return UniversalThreshold(value=float(threshold), rule="given")
 
 
 def summarize(
@@ -599,12 +612,7 @@ def evaluate_stored(
     maps = load_stored_maps(run, manifest.offscreen.T, cfg.name)
     gt = torch.from_numpy(np.ascontiguousarray(source.masks[rows]))
     maxima = maxima_by_type(maps)
-    if threshold is None:
-        thr = cfg.threshold_rule.resolve({k: maxima[k] for k in NEGATIVE_TYPES})
-    elif isinstance(threshold, UniversalThreshold):
-        thr = threshold
-    else:
-        thr = UniversalThreshold(value=float(threshold), rule="given")
+    thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
     pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt)
     timings["metrics_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start

@@ -31,7 +31,7 @@ import torchaudio
 from torch import nn
 
 from ..threshold import ThresholdRule
-from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
 
 __all__ = ["TwoTowerCNN", "SaliencyModel", "OracleModel", "DEMO_PREPROCESSING", "TRAINED_DEMOS"]
 
@@ -81,7 +81,7 @@ class LogMel(nn.Module):
         return ((db + 40.0) / 20.0).unsqueeze(1)
 
 
-class TwoTowerCNN(VSSLModel):
+class TwoTowerCNN(DotProductMapModel):
     """Small image and audio CNNs whose cosine similarity is the localization map."""
 
     def __init__(self, config: ModelConfig, dim: int = 64) -> None:
@@ -107,14 +107,6 @@ class TwoTowerCNN(VSSLModel):
         h = self.audio_tower(self.frontend(waveforms))
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return F.normalize(self.audio_proj(pooled), dim=1)
-
-    def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("vdhw,ad->vahw", visual, audio)
-
-    def similarity(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        if visual.shape[0] != audio.shape[0]:
-            raise ValueError(f"similarity: {visual.shape[0]} visual rows but {audio.shape[0]} audio rows")
-        return torch.einsum("bdhw,bd->bhw", visual, audio)
 
 
 class SaliencyModel(VSSLModel):

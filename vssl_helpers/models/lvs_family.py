@@ -27,7 +27,7 @@ from torch import nn
 
 from ..threshold import ThresholdRule
 from .audio_frontends import Frontend, ScipyLogPSD, first_seconds, ssl_align_window
-from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
 
 __all__ = ["LVSResNet18", "LVSAVENet", "lvs", "sslalign", "LVS_CONFIG", "SSLALIGN_CONFIG", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -66,7 +66,7 @@ def normalise_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
     return (images.float() - mean) / std
 
 
-class LVSAVENet(VSSLModel):
+class LVSAVENet(DotProductMapModel):
     """LVS's ``AVENet`` (``imgnet`` + ``audnet``), used by LVS and SSL-Align. Factorized:
     ``encode_images`` → unit 512 × 14 × 14 maps, ``encode_audio`` → unit 512-d vectors, maps =
     channel dot products."""
@@ -94,13 +94,6 @@ class LVSAVENet(VSSLModel):
         # the official wrapper's global *max* pool (its attribute is misleadingly called avgpool)
         return F.normalize(self.audio_feature_map(waveforms).amax(dim=(2, 3)), dim=1)
 
-    def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("vdhw,ad->vahw", visual, audio)
-
-    def similarity(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        if visual.shape[0] != audio.shape[0]:
-            raise ValueError(f"similarity: {visual.shape[0]} visual rows but {audio.shape[0]} audio rows")
-        return torch.einsum("bdhw,bd->bhw", visual, audio)
 
     def joint_maps(self, images: torch.Tensor, waveforms: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         """The official forward's first output, written as in AVENet: a 1 × 1 convolution of the

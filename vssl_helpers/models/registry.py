@@ -34,6 +34,7 @@ __all__ = [
     "Preprocessing",
     "ModelConfig",
     "VSSLModel",
+    "DotProductMapModel",
     "register_model",
     "list_models",
     "get_config",
@@ -130,6 +131,19 @@ class VSSLModel(nn.Module, ABC):
     def joint_maps(self, images: torch.Tensor, waveforms: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
         """Full forward for paired rows; the reference path the engine is checked against."""
         return self.similarity(self.encode_images(images, gt=gt), self.encode_audio(waveforms))
+
+
+class DotProductMapModel(VSSLModel):
+    """A model whose map is the dot product of a ``D × h × w`` visual feature map with a ``D``-vector
+    audio embedding (a cosine map when both are L2-normalised): the common case, written once."""
+
+    def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("vdhw,ad->vahw", visual, audio)
+
+    def similarity(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if visual.shape[0] != audio.shape[0]:
+            raise ValueError(f"similarity: {visual.shape[0]} visual rows but {audio.shape[0]} audio rows")
+        return torch.einsum("bdhw,bd->bhw", visual, audio)
 
 
 _REGISTRY: dict[str, tuple[Callable[..., VSSLModel], ModelConfig]] = {}

@@ -129,9 +129,8 @@ def _evaluate_cached(model: Any, run: TestSetRun, store: MapStore, threshold: An
     import numpy as np
     import torch
 
-    from ..engine import StoredResult, load_stored_maps, maxima_by_type, store_key
+    from ..engine import StoredResult, load_stored_maps, maxima_by_type, resolve_threshold, store_key
     from ..store import atomic_write
-    from ..threshold import NEGATIVE_TYPES, UniversalThreshold
 
     cfg = model.config
     ds, manifest = run.dataset, run.manifest
@@ -140,10 +139,7 @@ def _evaluate_cached(model: Any, run: TestSetRun, store: MapStore, threshold: An
     if not srun.pending():
         maps = load_stored_maps(srun, manifest.offscreen.T, cfg.name)
         maxima = maxima_by_type(maps)
-        if threshold is None:
-            thr = cfg.threshold_rule.resolve({k: maxima[k] for k in NEGATIVE_TYPES})
-        else:
-            thr = threshold if isinstance(threshold, UniversalThreshold) else UniversalThreshold(float(threshold), "given")
+        thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
         tag = hashlib.sha256(repr(float(thr.value)).encode()).hexdigest()[:12]
         cached = srun.path / f"summary-{tag}.json"
         if cached.is_file():
