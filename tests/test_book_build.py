@@ -136,6 +136,25 @@ def test_injected_parameters_hidden_and_provenance_recorded(built_book: subproce
         assert pipeline.is_up_to_date(spec, ROOT, ROOT / "book" / "generated", quick=True)
 
 
+def test_page_titles_and_edit_links(built_book: subprocess.CompletedProcess[str]) -> None:
+    """Each executed page is titled by its spec (one distinct title per threshold page) and its
+    "Edit this page" link opens the committed template, not the generated copy."""
+    import re
+
+    titles = {}
+    for spec in pipeline.NOTEBOOKS:
+        page = (HTML / "book" / "generated" / Path(spec.output).with_suffix(".html")).read_text(encoding="utf-8")
+        titles[spec.output] = re.search(r"<title>(.*?) &#8212;", page).group(1)
+        if spec.title:
+            assert titles[spec.output] == spec.title
+        edits = re.findall(r'href="([^"]*/edit/[^"]*)"', page)
+        assert edits and all(e.endswith("/" + spec.template) for e in edits), (spec.output, edits)
+    threshold = [t for o, t in titles.items() if o.startswith("threshold_analysis")]
+    assert len(threshold) == len(pipeline.THRESHOLD_MODELS) == len(set(threshold)), threshold
+    intro = (HTML / "book" / "intro.html").read_text(encoding="utf-8")
+    assert re.findall(r'href="([^"]*/edit/[^"]*)"', intro)[0].endswith("/book/intro.md"), "hand-written pages unchanged"
+
+
 def test_up_to_date_notebooks_are_reused(built_book: subprocess.CompletedProcess[str]) -> None:
     lines: list[str] = []
     pipeline.execute_notebooks(root=ROOT, quick=True, log=lines.append)

@@ -2,7 +2,7 @@
 
 Starts ``.venv/bin/jupyter-lab`` (the one beside the running Python) on 127.0.0.1 and a free port,
 with a token and throw-away Jupyter config/data/runtime folders, talks to its REST API, starts and
-stops a ``vssl-companion`` kernel, and always kills the server. Bounded: about 60 s at most.
+stops a ``vssl-companion`` kernel, and always kills the server. Bounded: about three minutes at most.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "vssl-companion"  # installed into .venv by scripts/bootstrap.sh
-START_TIMEOUT_S = 40.0
-KERNEL_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0
+# A fresh CI machine imports torch (through vssl_helpers) from a cold page cache while the server is
+# busy: 20 s was too short there once. The bound only guards against a hang.
+KERNEL_TIMEOUT_S = 120.0
 
 
 def _free_port() -> int:
@@ -156,8 +158,12 @@ def _execute_over_websocket(lab: Lab, kernel_id: str, code: str, timeout: float)
         }))
         out: list[str] = []
         reply = None
+        idle = False
         try:
-            while True:
+            # The reply comes on the shell channel and "idle" on iopub: two sockets, so either may
+            # reach the websocket first. Wait for both (waiting for idle *after* the reply once
+            # hung until the timeout when idle came first).
+            while reply is None or not idle:
                 raw = await conn.read_message()
                 assert raw is not None, "kernel websocket closed"
                 msg = json.loads(raw)
@@ -170,14 +176,17 @@ def _execute_over_websocket(lab: Lab, kernel_id: str, code: str, timeout: float)
                     out.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
                 elif kind == "execute_reply":
                     reply = msg["content"]
-                elif kind == "status" and msg["content"]["execution_state"] == "idle" and reply is not None:
-                    break
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    idle = True
         finally:
             conn.close()
         assert reply["status"] == "ok", f"kernel {kernel_id}: {code!r} failed: {''.join(out)}"
         return "".join(out)
 
-    return asyncio.run(asyncio.wait_for(run(), timeout))
+    try:
+        return asyncio.run(asyncio.wait_for(run(), timeout))
+    except TimeoutError:
+        pytest.fail(f"kernel {kernel_id}: no reply to {code!r} within {timeout:.0f} s\n{lab.tail()}")
 
 
 def test_project_kernel_starts_runs_and_stops(lab: Lab) -> None:

@@ -8,6 +8,9 @@ Examples::
         --device cuda --workers 8 --out ezvsl_vggss.json
     vssl threshold --model demo-random --testset synthetic
     vssl table random.json ezvsl_vggss.json
+    vssl book                                     # the book on the embedded default (= make book)
+    vssl book --data-root vggss=/data/vggss --data-root is3=/data/is3 \\
+        --checkpoint ezvsl=ezvsl_vggss.pth --checkpoint lvs=lvs_vggss.pth   # the real-data book
 
 Every argument is checked before heavy work starts (unknown model, missing data root or checkpoint, a
 checkpoint that does not fit the model). Maps go to a map store (``--store``, default
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,11 +32,6 @@ __all__ = ["main", "build_parser", "CliError"]
 
 class CliError(Exception):
     """A bad argument: printed as ``vssl: error: <message>`` with exit status 2."""
-
-
-def _default_store() -> Path:
-    base = os.environ.get("VSSL_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "maps"
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -88,7 +85,84 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("results", nargs="+", type=Path, help="results JSON files written by `vssl evaluate --out`")
     tb.add_argument("--per-seed", action="store_true", help="also print mean ± std over seeds of each column")
     tb.add_argument("--out", type=Path, help="write the table (.csv, .md or .json)")
+    _add_book_parser(sub)
     return ap
+
+
+def _add_book_parser(sub: Any) -> None:
+    from .pipeline import add_book_arguments
+
+    bk = sub.add_parser(
+        "book", help="execute the book's notebooks and build the site (embedded default, or your data and checkpoints)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Without data options: the book on the embedded procedural benchmark (what `make book` builds). "
+        "With --data-root/--checkpoint (or --config): the real-data book, every chapter run on your VGG-SS/IS3 media "
+        "for every model you give, built into _build/real/_build/html.",
+        epilog="A --config file holds the same settings (paths relative to the file):\n\n"
+        "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
+        "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
+        "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n\n"
+        "The options are written to <out>/book_config.json, which the notebooks read.",
+    )
+    g = bk.add_argument_group("real data (leave out for the embedded book)")
+    g.add_argument("--config", type=Path, help="book configuration file (YAML or JSON; see below)")
+    g.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
+                   help="media folder of a real test set: vggss=DIR (frames/, audio/) or is3=DIR (images/, audio_wav/); repeat for both")
+    g.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=FILE",
+                   help="a model of the book and its official checkpoint (see `vssl models`); repeat per model")
+    g.add_argument("--seeds", type=int, default=10, help="negative seeds per sample (default 10, as the paper)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding media (default 0)")
+    g.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise", help="samples with missing media")
+    g.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps)")
+    add_book_arguments(bk)
+
+
+def _pairs(values: Sequence[str], option: str, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key or not value:
+            raise CliError(f"{option}: expected {what}, got {v!r}")
+        if key in out:
+            raise CliError(f"{option}: {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def _book(args: argparse.Namespace) -> int:
+    """`vssl book`: the options become a book configuration (validated before any work)."""
+    from .pipeline import REAL_OUT, repo_root, run_book
+    from .report.runs import BookConfigError, book_config_from_dict, load_book_config
+
+    roots = _pairs(args.data_root, "--data-root", "SET=DIR (e.g. vggss=/data/vggss)")
+    ckpts = _pairs(args.checkpoint, "--checkpoint", "MODEL=FILE (e.g. ezvsl=ezvsl_vggss.pth)")
+    config_path = args.config
+    try:
+        if config_path is not None:
+            if roots or ckpts:
+                raise CliError("--config: give the data roots and checkpoints in the file or as options, not both")
+            load_book_config(config_path)
+        elif roots or ckpts:
+            if not roots:
+                raise CliError("--data-root: a real-data book needs at least one, e.g. --data-root vggss=/data/vggss")
+            if not ckpts:
+                raise CliError("--checkpoint: a real-data book needs at least one model, e.g. --checkpoint ezvsl=ezvsl.pth")
+            data = {
+                "testsets": {k: {"data_root": v, "on_missing": args.on_missing} for k, v in roots.items()},
+                "models": {k: {"checkpoint": v} for k, v in ckpts.items()},
+                "seeds": args.seeds, "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
+                "store": None if args.store is None else str(args.store),
+            }
+            cfg = book_config_from_dict(data, source="vssl book options")
+            cfg.validate()
+            root = repo_root()
+            config_path = cfg.write(root / (args.out or REAL_OUT) / "book_config.json")
+    except BookConfigError as e:
+        raise CliError(str(e)) from None
+    return run_book(config=config_path, out=args.out, quick=args.quick, force=args.force, clean=args.clean,
+                    progress=args.progress)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,89 +205,25 @@ def _check_common(args: argparse.Namespace) -> None:
             raise CliError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
 
 
-def _load_checkpoint_into(model: Any, path: Path) -> None:
-    """Load a state-dict checkpoint strictly (a checkpoint of another model fails with the key diff)."""
-    import torch
+def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
+    from .inputs import InputError, build_model
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling error means "not a checkpoint"
-        raise CliError(f"--checkpoint {path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    layout = dict(model.config.checkpoint_layout)
-    if hasattr(model, "load_checkpoint"):  # adapters that know their official layout
-        try:
-            model.load_checkpoint(obj)
-        except Exception as e:  # noqa: BLE001
-            raise CliError(f"--checkpoint {path}: does not fit model {model.config.name!r}: {e}") from None
-        return
-    key = layout.get("key")
-    for k in ([key] if key else []) + ["state_dict", "model", "model_state_dict"]:
-        if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
-            obj = obj[k]
-            break
-    if not isinstance(obj, dict):
-        raise CliError(f"--checkpoint {path}: holds a {type(obj).__name__}, not a state dict")
-    prefix = layout.get("prefix", "module.")
-    if prefix and all(str(k).startswith(prefix) for k in obj):
-        obj = {str(k)[len(prefix):]: v for k, v in obj.items()}
-    res = model.load_state_dict(obj, strict=False)
-    if res.missing_keys or res.unexpected_keys:
-        raise CliError(
-            f"--checkpoint {path}: does not fit model {model.config.name!r} ({len(res.missing_keys)} missing keys, "
-            f"e.g. {res.missing_keys[:3]}; {len(res.unexpected_keys)} unexpected keys, e.g. {res.unexpected_keys[:3]}). "
-            "Is it a checkpoint of another model?"
-        )
-
-
-def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
-    from .models import create_model, file_sha256
-    from .models.demo import TRAINED_DEMOS
-
-    if args.model in TRAINED_DEMOS:
-        # with a checkpoint, skip training: build the architecture and load the file
-        model = create_model(args.model, pretrained=args.checkpoint is None, seed=args.model_seed,
-                             progress=not args.no_progress) if args.checkpoint is None else create_model(args.model, pretrained=False)
-    else:
-        model = create_model(args.model, seed=args.model_seed)
-    weights = None
-    if args.checkpoint is not None:
-        _load_checkpoint_into(model, args.checkpoint)
-        weights = f"sha256:{file_sha256(args.checkpoint)}"
-    return model.eval(), weights
+        return build_model(args.model, args.checkpoint, model_seed=args.model_seed, progress=not args.no_progress)
+    except InputError as e:
+        raise CliError(str(e)) from None
 
 
 def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
     """(test set, manifest)."""
-    from .negatives import load_manifest, load_shipped_manifest, manifest_for_samples
+    from .inputs import InputError, load_testset
 
-    if args.testset == "synthetic":
-        from .embedded import synthetic_manifest
-        from .testsets.synthetic import SyntheticConfig, SyntheticSet
-
-        ds = SyntheticSet(SyntheticConfig(split="test", n_images=args.n_images, sources=1, seed=0))
-        manifest = load_manifest(args.manifest) if args.manifest else synthetic_manifest(ds, n_seeds=args.seeds)
-        return ds, manifest
-    if args.testset == "vggss":
-        from .testsets.vggss import load_vggss
-
-        ann = args.annotations
-        if ann is None and (args.data_root / "vggss.json").is_file():
-            ann = args.data_root / "vggss.json"
-        ds = load_vggss(ann, media_root=args.data_root, on_missing=args.on_missing)
-    else:
-        from .testsets.is3 import load_is3
-
-        ann = args.annotations
-        if ann is None and (args.data_root / "synthetic3240_bbox.json").is_file():
-            ann = args.data_root / "synthetic3240_bbox.json"
-        ds = load_is3(ann, media_root=args.data_root, on_missing=args.on_missing)
-    if args.manifest:
-        return ds, load_manifest(args.manifest)
-    shipped = load_shipped_manifest(args.testset)
-    if shipped.ids == sorted(ds.ids) and shipped.n_seeds == args.seeds:
-        return ds, shipped
-    # another sample list (a media subset, a synthetic stand-in) or seed count: draw from the samples
-    return ds, manifest_for_samples(ds.samples, name=f"{args.testset}-derived", n_seeds=args.seeds)
+    try:
+        return load_testset(args.testset, data_root=args.data_root, annotations=args.annotations, manifest=args.manifest,
+                            n_seeds=args.seeds, n_images=args.n_images, on_missing=args.on_missing)
+    except InputError as e:
+        field, sep, rest = str(e).partition(":")  # "data_root: ..." -> "--data-root: ..."
+        raise CliError(f"--{field.replace('_', '-')}{sep}{rest}") from None
 
 
 def _threshold_arg(value: str | None) -> Any:
@@ -242,6 +252,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     progress = not args.no_progress
     print(manifest.summary(), file=sys.stderr)
     from .engine import evaluate_stored, results_dict
+    from .store import default_store_root
 
     if args.dtype != "float32":
         _print_dtype_check(model, ds, args)
@@ -249,7 +260,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.pause_after_shard > 0:
         hook = lambda k, p: time.sleep(args.pause_after_shard)  # noqa: E731
     res = evaluate_stored(
-        model, ds, manifest, args.store or _default_store(), threshold=threshold, weights=weights,
+        model, ds, manifest, args.store or default_store_root(), threshold=threshold, weights=weights,
         batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, device=args.device,
         dtype=args.dtype, progress=progress, after_shard=hook,
     )
@@ -335,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "book":
+            return _book(args)
         if args.cmd == "models":
             from .models import get_config, list_models
 

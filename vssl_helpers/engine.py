@@ -283,6 +283,18 @@ def _fit_length(wave: np.ndarray, n: int) -> np.ndarray:
     return np.tile(wave, -(-n // t))[:n]
 
 
+def testset_fingerprint(testset: Any, image_size: int) -> str:
+    """What identifies a test set's data in a store key: the synthetic generator's cache key at the
+    model's image size, or a real set's name, resolved media folder and annotation source."""
+    from .testsets.synthetic import SyntheticSet
+
+    if isinstance(testset, SyntheticSet):
+        return f"synthetic:{testset.cache_key(int(image_size))}"
+    if getattr(testset, "media_root", None) is None:
+        raise ValueError(f"{getattr(testset, 'name', 'testset')}: loaded without a media root; pass media_root= to the loader")
+    return f"{testset.name}:{Path(testset.media_root).resolve()}:{testset.report.source}"
+
+
 class _MediaSource:
     """Uniform access to a synthetic or real test set: image (uint8, model size), audio, GT mask.
 
@@ -306,7 +318,7 @@ class _MediaSource:
             self.kind = "synthetic"
             self.ids = [str(x) for x in arr["ids"]]
             self._images, self._audio, self.masks = arr["images"], arr["audio"], arr["masks"]
-            self.fingerprint = f"synthetic:{testset.cache_key(self.image_size)}"
+            self.fingerprint = testset_fingerprint(testset, self.image_size)
             self._set = None
         elif isinstance(testset, RealTestSet):
             if testset.media_root is None:
@@ -316,7 +328,7 @@ class _MediaSource:
             self.kind = "real"
             self.ids = testset.ids
             self.masks = testset.gt_masks
-            self.fingerprint = f"{testset.name}:{Path(testset.media_root).resolve()}:{testset.report.source}"
+            self.fingerprint = testset_fingerprint(testset, self.image_size)
             self._set = testset
         else:
             raise TypeError(f"testset: expected a SyntheticSet or RealTestSet, got {type(testset).__name__}")

@@ -4,10 +4,14 @@ Usage (from the repository root, with the project's virtual environment)::
 
     python -m vssl_helpers.pipeline book [--out book/generated] [--quick] [--force]
     python -m vssl_helpers.pipeline execute [--out DIR] [--quick] [--force]
+    python -m vssl_helpers.pipeline book --config real.yaml     # the real-data book (= vssl book)
 
 ``book`` executes every template listed in :data:`NOTEBOOKS` into ``book/generated/`` and then builds
 the Jupyter Book (``_config.yml``/``_toc.yml`` at the repository root) with warnings as errors;
-``execute`` only executes. An executed notebook is reused when it is newer than its template and
+``execute`` only executes. With ``--config`` (a :class:`~vssl_helpers.report.runs.BookConfig` file:
+real media folders and checkpoints) the chapters run on the real test sets, once per configured model,
+into ``book/real/``, with a table of contents written there (``book/real/_toc.yml``) and the site built
+into ``_build/real/_build/html``. An executed notebook is reused when it is newer than its template and
 was made from the same template content, parameters and package version (recorded under
 ``metadata.vssl`` of the executed notebook); ``--force`` re-executes everything.
 
@@ -43,6 +47,9 @@ __all__ = [
     "is_up_to_date",
     "check_toc",
     "build_book",
+    "real_book_specs",
+    "write_real_toc",
+    "run_book",
     "main",
 ]
 
@@ -56,6 +63,10 @@ METADATA_KEY = "vssl"
 PREFERRED_KERNEL = "vssl-companion"
 #: Where executed notebooks go, relative to the repository root (``_toc.yml`` points there).
 DEFAULT_OUT = Path("book") / "generated"
+#: Where the real-data book's executed notebooks and its generated ``_toc.yml`` go.
+REAL_OUT = Path("book") / "real"
+#: Build folder of the real-data book (Jupyter Book writes the site to ``<it>/_build/html``).
+REAL_BUILD = Path("_build") / "real"
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class NotebookSpec:
         prepare: ``"module:function"`` called with the effective parameters before the notebook is
             executed (e.g. training the demo models with a progress bar on the console, so that the
             notebook only loads them from the cache).
+        title: replaces the first ``# `` heading of the executed notebook (its page and sidebar
+            title), for templates executed several times (one page per model).
     """
 
     template: str
@@ -79,6 +92,7 @@ class NotebookSpec:
     quick_parameters: Mapping[str, Any] = field(default_factory=dict)
     timeout: int | None = None
     prepare: str | None = None
+    title: str | None = None
 
     def effective_parameters(self, quick: bool = False) -> dict[str, Any]:
         """Return the parameters of a run, normalised as they round-trip through JSON."""
@@ -127,6 +141,7 @@ NOTEBOOKS: list[NotebookSpec] = [
             parameters={"model": _model, **_RESULT_PARAMETERS},
             quick_parameters={**_RESULT_QUICK, "sweep_points": 9, "sweep_seeds": 1},
             prepare="vssl_helpers.report.runs:prepare",
+            title=f"Threshold analysis: {_model}",
         )
         for _model in THRESHOLD_MODELS
     ),
@@ -145,6 +160,76 @@ NOTEBOOKS: list[NotebookSpec] = [
         prepare="vssl_helpers.report.runs:prepare",
     ),
 ]
+
+
+def _slug(model: str) -> str:
+    return model.replace("-", "_")
+
+
+def real_book_specs(config: str | Path) -> list[NotebookSpec]:
+    """The chapters of a real-data book: the same templates as :data:`NOTEBOOKS` minus the embedded
+    benchmark, run on the configured real test sets, one threshold-analysis page per configured
+    model. Every spec carries the (absolute) configuration path as its ``book_config`` parameter."""
+    from .report.runs import load_book_config
+
+    cfg = load_book_config(config)
+    base: dict[str, Any] = {"book_config": str(Path(config).resolve()), "n_seeds": cfg.n_seeds}
+    models = cfg.model_names
+    prepare = "vssl_helpers.report.runs:prepare"
+    by_template = {s.template: s for s in NOTEBOOKS}
+    return [
+        by_template["notebooks/metric_definitions.ipynb"],
+        NotebookSpec("notebooks/dataset_extension.ipynb", "dataset_extension.ipynb", parameters=base,
+                     quick_parameters={"example_rows": [0]}),
+        *(
+            NotebookSpec("notebooks/threshold_analysis.ipynb", f"threshold_analysis_{_slug(m)}.ipynb",
+                         parameters={**base, "model": m}, prepare=prepare, title=f"Threshold analysis: {m}",
+                         quick_parameters={"sweep_points": 9, "sweep_seeds": 1, "explorer_rows": [0, 1]})
+            for m in models
+        ),
+        NotebookSpec("notebooks/results_tables.ipynb", "results_tables.ipynb",
+                     parameters={**base, "models": models, "reference_models": []}, prepare=prepare),
+        NotebookSpec("notebooks/qualitative_figures.ipynb", "qualitative_figures.ipynb",
+                     parameters={**base, "models": models}, prepare=prepare, quick_parameters={"images": [0]}),
+    ]
+
+
+def write_real_toc(specs: Sequence[NotebookSpec], root: Path, out_dir: Path) -> Path:
+    """Write ``out_dir/_toc.yml``: the committed table of contents with its executed chapters
+    replaced by those of ``specs`` (in ``out_dir``) and its threshold-analysis pages by one per
+    spec of that template; hand-written pages (front page, model cards, citation) are kept."""
+    import yaml
+
+    from .atomic import atomic_write
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    generated = DEFAULT_OUT.as_posix() + "/"
+    rel = out_dir.resolve().relative_to(root.resolve()).as_posix()
+    stems = {Path(s.output).stem: s for s in specs}
+    threshold = [Path(s.output).stem for s in specs if s.template.endswith("threshold_analysis.ipynb")]
+    chapters: list[Any] = []
+    for chapter in toc.get("chapters", []):
+        f = chapter.get("file", "")
+        if not f.startswith(generated):
+            chapters.append(chapter)
+            continue
+        stem = f[len(generated):]
+        if stem.startswith("threshold_analysis"):
+            if threshold:
+                entry: dict[str, Any] = {"file": f"{rel}/{threshold[0]}"}
+                if len(threshold) > 1:
+                    entry["sections"] = [{"file": f"{rel}/{t}"} for t in threshold[1:]]
+                chapters.append(entry)
+                threshold = []
+        elif stem in stems:
+            chapters.append({"file": f"{rel}/{stem}"})
+    toc["chapters"] = chapters
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "_toc.yml"
+    text = "# Generated by vssl_helpers.pipeline for a real-data book; edit the committed _toc.yml instead.\n"
+    text += yaml.safe_dump(toc, sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
 
 
 class NotebookExecutionError(RuntimeError):
@@ -235,6 +320,7 @@ def _provenance(spec: NotebookSpec, root: Path, quick: bool) -> dict[str, Any]:
         "template": spec.template,
         "template_sha256": _sha256(root / spec.template),
         "parameters": spec.effective_parameters(quick),
+        "title": spec.title,
         "package_version": _package_version(),
         "package_source_sha256": package_source_hash(),
     }
@@ -267,6 +353,22 @@ def _hide_injected_parameters(nb: Any) -> int:
                 tags.append(REMOVE_CELL_TAG)
             count += 1
     return count
+
+
+def _retitle(nb: Any, title: str) -> None:
+    """Replace the first level-1 Markdown heading of ``nb`` by ``title`` (or add one on top)."""
+    import nbformat
+
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("# "):
+                lines[i] = f"# {title}"
+                cell.source = "\n".join(lines)
+                return
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
 
 
 def execute_notebook(
@@ -338,6 +440,8 @@ def execute_notebook(
 
         nb = nbformat.read(tmp, as_version=4)
         _hide_injected_parameters(nb)
+        if spec.title:
+            _retitle(nb, spec.title)
         nb.metadata[METADATA_KEY] = provenance
         nbformat.write(nb, tmp)
         os.replace(tmp, target)
@@ -416,12 +520,12 @@ def _toc_files(entry: Any) -> Iterator[str]:
             yield from _toc_files(item)
 
 
-def check_toc(notebooks: Iterable[Path], root: Path) -> None:
-    """Raise ``ValueError`` if an executed notebook is not listed in ``_toc.yml`` (Jupyter Book
-    would silently leave it out of the book)."""
+def check_toc(notebooks: Iterable[Path], root: Path, toc_path: Path | None = None) -> None:
+    """Raise ``ValueError`` if an executed notebook is not listed in ``_toc.yml`` (or ``toc_path``):
+    Jupyter Book would silently leave it out of the book."""
     import yaml
 
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    toc = yaml.safe_load((toc_path or root / "_toc.yml").read_text(encoding="utf-8"))
     listed = {str(Path(f).with_suffix("")) if Path(f).suffix in (".ipynb", ".md") else f for f in _toc_files(toc)}
     missing = []
     for nb in notebooks:
@@ -443,17 +547,25 @@ def _jupyter_book_command() -> list[str]:
     return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
 
 
-def build_book(root: Path | None = None, *, clean: bool = False) -> Path:
-    """Build the HTML book with warnings as errors; return ``_build/html/index.html``.
+def build_book(
+    root: Path | None = None, *, clean: bool = False, toc: Path | None = None, path_output: Path | None = None,
+) -> Path:
+    """Build the HTML book with warnings as errors; return ``<output>/_build/html/index.html``.
 
     Runs ``jupyter-book build <root> --builder html -W --keep-going`` in a subprocess (Sphinx patches
-    docutils globals, so it is not run in-process). ``clean`` removes ``_build`` first.
+    docutils globals, so it is not run in-process), with another table of contents (``toc``) and
+    output folder (``path_output``, default the root) when given. ``clean`` removes the build folder
+    first.
     """
     root = (root or repo_root()).resolve()
-    build_dir = root / "_build"
+    build_dir = (root if path_output is None else root / path_output) / "_build"
     if clean and build_dir.exists():
         shutil.rmtree(build_dir)
     cmd = [*_jupyter_book_command(), "build", str(root), "--builder", "html", "-W", "--keep-going"]
+    if toc is not None:
+        cmd += ["--toc", str(toc)]
+    if path_output is not None:
+        cmd += ["--path-output", str(root / path_output)]
     result = subprocess.run(cmd, cwd=root, check=False)
     if result.returncode != 0:
         raise BookBuildError(
@@ -466,42 +578,63 @@ def build_book(root: Path | None = None, *, clean: bool = False) -> Path:
     return index
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vssl_helpers.pipeline", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("command", choices=["book", "execute"], help="book: execute + build; execute: only execute")
+def add_book_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a book run (shared by ``python -m vssl_helpers.pipeline`` and ``vssl book``)."""
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
-        help="folder for the executed notebooks, relative to the repository root (default: %(default)s; "
-        "the book's _toc.yml reads this folder)",
+        default=None,
+        help="folder for the executed notebooks, relative to the repository root (default: book/generated, "
+        "which the committed _toc.yml reads; book/real for a --config book)",
     )
     parser.add_argument("--quick", action="store_true", help="use each notebook's quick (small, fast) parameters")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks even when up to date")
-    parser.add_argument("--clean", action="store_true", help="remove _build before building the book")
+    parser.add_argument("--clean", action="store_true", help="remove the build folder before building the book")
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="papermill progress bars (default: on when stderr is a terminal)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vssl_helpers.pipeline", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("command", choices=["book", "execute"], help="book: execute + build; execute: only execute")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="real-data book configuration (YAML/JSON: testsets, models, seeds; see vssl book --help)")
+    add_book_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+def run_book(
+    *,
+    config: Path | None = None,
+    out: Path | None = None,
+    build: bool = True,
+    quick: bool = False,
+    force: bool = False,
+    clean: bool = False,
+    progress: bool | None = None,
+) -> int:
+    """Execute the chapters (the embedded default, or the real-data book of ``config``) and build
+    the book; print where the site is. Returns the exit status (errors are printed, not raised)."""
     root = repo_root()
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = sys.stderr.isatty() if progress is None else progress
     start = time.perf_counter()
     try:
-        if args.command == "book":  # fail before executing anything if the book would miss a chapter
-            check_toc([root / args.out / spec.output for spec in NOTEBOOKS], root)
-        execute_notebooks(root=root, out_dir=args.out, quick=args.quick, force=args.force, progress_bar=progress)
-        if args.command == "book":
-            index = build_book(root, clean=args.clean)
+        if config is None:
+            specs, out_dir, toc, path_output = NOTEBOOKS, out or DEFAULT_OUT, None, None
+        else:
+            specs, out_dir = real_book_specs(config), out or REAL_OUT
+            toc, path_output = write_real_toc(specs, root, root / out_dir), REAL_BUILD
+        if build:  # fail before executing anything if the book would miss a chapter
+            check_toc([root / out_dir / spec.output for spec in specs], root, toc)
+        execute_notebooks(specs, root=root, out_dir=out_dir, quick=quick, force=force, progress_bar=progress)
+        if build:
+            index = build_book(root, clean=clean, toc=toc, path_output=path_output)
     except NotebookExecutionError as exc:
         print(f"[pipeline] {exc}", file=sys.stderr)
         return 1
@@ -509,13 +642,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for exc in group.exceptions:
             print(f"[pipeline] {exc}", file=sys.stderr)
         return 1
-    except (BookBuildError, ValueError, FileNotFoundError) as exc:
+    except (BookBuildError, ValueError, FileNotFoundError) as exc:  # BookConfigError is a ValueError
         print(f"[pipeline] {exc}", file=sys.stderr)
         return 1
     print(f"[pipeline] done in {time.perf_counter() - start:.1f} s")
-    if args.command == "book":
+    if build:
         print(index)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    return run_book(config=args.config, out=args.out, build=args.command == "book", quick=args.quick,
+                    force=args.force, clean=args.clean, progress=args.progress)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,10 +35,17 @@ import torch
 
 from .atomic import atomic_write
 
-__all__ = ["MAP_FORMAT_VERSION", "StoreKey", "MapStore", "StoreRun", "state_dict_sha256", "atomic_write"]
+__all__ = ["MAP_FORMAT_VERSION", "StoreKey", "MapStore", "StoreRun", "state_dict_sha256", "atomic_write", "default_store_root"]
 
 MAP_FORMAT_VERSION = 1
 """Bump when the shard layout or the meaning of stored maps changes: old runs are then ignored."""
+
+
+def default_store_root() -> Path:
+    """Where maps are stored unless told otherwise: ``$VSSL_CACHE/maps``, else
+    ``~/.cache/vssl-companion/maps`` (shared by the command line and the book)."""
+    base = os.environ.get("VSSL_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "maps"
 
 
 def _write_json(path: Path, obj: Any) -> None:

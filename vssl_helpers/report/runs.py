@@ -1,41 +1,65 @@
-"""The runs behind the book's result chapters: demo models on the two synthetic extended test sets.
+"""The runs behind the book's result chapters: every model on every extended test set.
 
-Every result chapter (threshold analysis, Table I, qualitative figures) needs the same maps: each
-demo model on the **VGG-SS-like** set (one sounding object per image) and on the **IS3-like** set (two
-sounding objects per image, one sample per source). They are computed through the map store
-(:func:`vssl_helpers.engine.evaluate_stored`), so the first chapter (or the pipeline's ``prepare``
-step) computes them and every later chapter reads them back from disk.
+Every result chapter (threshold analysis, Table I, qualitative figures) needs the same maps. By
+default (the embedded book) they are the demo models on the two synthetic sets: the **VGG-SS-like**
+set (one sounding object per image) and the **IS3-like** set (two sounding objects per image, one
+sample per source). With a :class:`BookConfig` (the real-data book) they are the configured models,
+with their checkpoints, on the real **VGG-SS** and/or **IS3** media. Either way they are computed
+through the map store (:func:`vssl_helpers.engine.evaluate_stored`), so the first chapter (or the
+pipeline's ``prepare`` step) computes them and every later chapter reads them back from disk.
 
-As in the paper, each model's universal threshold is computed on the VGG-SS-like set and applied
-unchanged to the IS3-like set (fixed-threshold models keep their fixed value).
+As in the paper, each model's universal threshold is computed on the VGG-SS(-like) set and applied
+unchanged to the IS3(-like) set (fixed-threshold models keep their fixed value); a real-data book
+without VGG-SS computes it on its first set and says so.
+
+A book configuration is a small YAML or JSON file (paths relative to the file)::
+
+    testsets:
+      vggss: {data_root: /data/vggss}            # frames/, audio/ (+ optional vggss.json)
+      is3: {data_root: /data/is3}                # images/, audio_wav/
+    models:
+      ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}
+      lvs: {checkpoint: ckpt/lvs_vggss.pth}
+    seeds: 10                                    # negative seeds (the paper: 10)
+    device: auto                                 # engine settings (optional)
+    workers: 4
+    batch_size: 64
 """
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..embedded import synthetic_manifest, train_overrides
 from ..engine import StoredResult, evaluate_stored
 from ..negatives import Manifest
-from ..store import MapStore
+from ..store import MapStore, default_store_root
 from ..testsets.synthetic import SyntheticConfig, SyntheticSet
 
 __all__ = [
     "DEMO_MODELS",
     "THRESHOLD_SET",
     "TEST_SET_LABELS",
+    "BookConfig",
+    "BookConfigError",
+    "RealSetConfig",
     "TestSetRun",
+    "book_results",
+    "book_sets",
     "default_store",
     "demo_test_sets",
+    "describe_sets",
     "evaluate_models",
+    "load_book_config",
     "prepare",
     "sample_maps",
     "negative_audio",
     "image_rows",
+    "threshold_set",
 ]
 
 DEMO_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency", "demo-random", "demo-oracle")
@@ -44,8 +68,218 @@ DEMO_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo
 THRESHOLD_SET = "vggss-like"
 """The set whose negatives define each model's universal threshold (the paper: extended VGG-SS)."""
 
-TEST_SET_LABELS: dict[str, str] = {"vggss-like": "Extended VGG-SS-like", "is3-like": "Extended IS3-like"}
-"""Display names of the synthetic test sets (Table I's first column)."""
+TEST_SET_LABELS: dict[str, str] = {
+    "vggss-like": "Extended VGG-SS-like", "is3-like": "Extended IS3-like",
+    "vggss": "Extended VGG-SS", "is3": "Extended IS3",
+}
+"""Display names of the test sets (Table I's first column)."""
+
+REAL_SETS: tuple[str, ...] = ("vggss", "is3")
+"""Real test sets a book configuration may name, in the order the book shows them."""
+
+_THRESHOLD_SETS: tuple[str, ...] = (THRESHOLD_SET, "vggss")
+
+
+def threshold_set(sets: Mapping[str, Any]) -> str:
+    """The key of ``sets`` whose negatives define every model's threshold: the VGG-SS-like or the
+    VGG-SS set when present (the paper's choice), else the first set."""
+    for key in _THRESHOLD_SETS:
+        if key in sets:
+            return key
+    if not sets:
+        raise ValueError("sets: no test set given")
+    return next(iter(sets))
+
+
+class BookConfigError(ValueError):
+    """A book configuration that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class RealSetConfig:
+    """One real test set of a book: where its media are (and optional annotation/manifest files)."""
+
+    name: str
+    data_root: Path
+    annotations: Path | None = None
+    manifest: Path | None = None
+    on_missing: str = "raise"
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """A real-data book: the real test sets (media folders) and the models (checkpoints) it shows.
+
+    Attributes:
+        testsets: the real sets, in book order (``vggss`` first when present).
+        models: ``(model name, checkpoint path or None)`` in book order; None means the registered
+            model's default weights (random for official models: only useful for trying the tool).
+        n_seeds: negative seeds per sample (the paper: 10).
+        device, workers, batch_size: engine settings (:func:`vssl_helpers.engine.evaluate_stored`).
+        store: map store folder (default: :func:`vssl_helpers.store.default_store_root`).
+        source: the file the configuration was read from (for messages).
+    """
+
+    testsets: tuple[RealSetConfig, ...]
+    models: tuple[tuple[str, Path | None], ...]
+    n_seeds: int = 10
+    device: str = "auto"
+    workers: int = 0
+    batch_size: int = 64
+    store: Path | None = None
+    source: str = "<book config>"
+
+    @property
+    def model_names(self) -> list[str]:
+        """The configured models, in book order."""
+        return [m for m, _ in self.models]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as the file format (absolute paths), for :func:`load_book_config`."""
+        def opt(p: Path | None) -> str | None:
+            return None if p is None else str(Path(p).resolve())
+
+        return {
+            "testsets": {t.name: {"data_root": opt(t.data_root), "annotations": opt(t.annotations),
+                                  "manifest": opt(t.manifest), "on_missing": t.on_missing} for t in self.testsets},
+            "models": {m: {"checkpoint": opt(c)} for m, c in self.models},
+            "seeds": self.n_seeds, "device": self.device, "workers": self.workers, "batch_size": self.batch_size,
+            "store": opt(self.store),
+        }
+
+    def write(self, path: str | Path) -> Path:
+        """Write the configuration as JSON (atomically); returns the path."""
+        from ..store import atomic_write
+
+        text = json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+        atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return Path(path)
+
+    def validate(self) -> None:
+        """Cheap checks before any heavy work: folders and files exist, models are registered.
+
+        Raises:
+            BookConfigError: naming the configuration file, the field and the value.
+        """
+        from ..models import get_config
+
+        where = self.source
+        if not self.testsets:
+            raise BookConfigError(f"{where}: testsets: give at least one of {', '.join(REAL_SETS)}")
+        if not self.models:
+            raise BookConfigError(f"{where}: models: give at least one model (name: {{checkpoint: path}})")
+        for t in self.testsets:
+            if not Path(t.data_root).is_dir():
+                raise BookConfigError(f"{where}: testsets.{t.name}.data_root: no such folder: {t.data_root}")
+            for label in ("annotations", "manifest"):
+                v = getattr(t, label)
+                if v is not None and not Path(v).is_file():
+                    raise BookConfigError(f"{where}: testsets.{t.name}.{label}: no such file: {v}")
+        for name, ckpt in self.models:
+            try:
+                get_config(name)
+            except ValueError as e:
+                raise BookConfigError(f"{where}: models.{name}: {e}") from None
+            if ckpt is not None and not Path(ckpt).is_file():
+                raise BookConfigError(f"{where}: models.{name}.checkpoint: no such file: {ckpt}")
+
+
+_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store"}
+_SET_KEYS = {"data_root", "annotations", "manifest", "on_missing"}
+
+
+def book_config_from_dict(data: Any, source: str = "<book config>", base: Path | None = None) -> BookConfig:
+    """Parse the book-configuration format (see the module docstring); relative paths are taken
+    from ``base`` (the configuration file's folder). Raises :class:`BookConfigError` naming the
+    field of ``source`` at fault."""
+    base = Path.cwd() if base is None else base
+
+    def path(value: Any, field_name: str) -> Path | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise BookConfigError(f"{source}: {field_name}: expected a path, got {value!r}")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    def integer(value: Any, field_name: str, low: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise BookConfigError(f"{source}: {field_name}: expected an integer >= {low}, got {value!r}")
+        return value
+
+    if not isinstance(data, Mapping):
+        raise BookConfigError(f"{source}: expected a mapping with keys testsets, models, ...; got {type(data).__name__}")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise BookConfigError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
+    sets_in = data.get("testsets") or {}
+    if not isinstance(sets_in, Mapping):
+        raise BookConfigError(f"{source}: testsets: expected a mapping name -> {{data_root: ...}}, got {sets_in!r}")
+    testsets = []
+    for name in sorted(sets_in, key=lambda k: REAL_SETS.index(k) if k in REAL_SETS else len(REAL_SETS)):
+        entry = sets_in[name]
+        if name not in REAL_SETS:
+            raise BookConfigError(f"{source}: testsets.{name}: unknown test set; expected one of {', '.join(REAL_SETS)}")
+        if isinstance(entry, str):
+            entry = {"data_root": entry}
+        if not isinstance(entry, Mapping) or "data_root" not in entry:
+            raise BookConfigError(f"{source}: testsets.{name}: expected {{data_root: <media folder>}}, got {entry!r}")
+        bad = sorted(set(entry) - _SET_KEYS)
+        if bad:
+            raise BookConfigError(f"{source}: testsets.{name}: unknown key(s) {bad}; expected some of {sorted(_SET_KEYS)}")
+        on_missing = entry.get("on_missing", "raise")
+        if on_missing not in ("raise", "skip"):
+            raise BookConfigError(f"{source}: testsets.{name}.on_missing: expected 'raise' or 'skip', got {on_missing!r}")
+        testsets.append(RealSetConfig(
+            name=name, data_root=path(entry["data_root"], f"testsets.{name}.data_root"),
+            annotations=path(entry.get("annotations"), f"testsets.{name}.annotations"),
+            manifest=path(entry.get("manifest"), f"testsets.{name}.manifest"), on_missing=on_missing,
+        ))
+    models_in = data.get("models") or {}
+    if isinstance(models_in, Sequence) and not isinstance(models_in, str):
+        models_in = {m: None for m in models_in}
+    if not isinstance(models_in, Mapping):
+        raise BookConfigError(f"{source}: models: expected a mapping name -> {{checkpoint: path}}, got {models_in!r}")
+    models = []
+    for name, entry in models_in.items():
+        if isinstance(entry, str) or entry is None:
+            entry = {"checkpoint": entry}
+        if not isinstance(entry, Mapping) or set(entry) - {"checkpoint"}:
+            raise BookConfigError(f"{source}: models.{name}: expected {{checkpoint: <file>}}, got {entry!r}")
+        models.append((str(name), path(entry.get("checkpoint"), f"models.{name}.checkpoint")))
+    device = data.get("device", "auto")
+    if not isinstance(device, str):
+        raise BookConfigError(f"{source}: device: expected a string such as auto, cpu or cuda, got {device!r}")
+    return BookConfig(
+        testsets=tuple(testsets), models=tuple(models),
+        n_seeds=integer(data.get("seeds", 10), "seeds", 1), device=device,
+        workers=integer(data.get("workers", 0), "workers", 0),
+        batch_size=integer(data.get("batch_size", 64), "batch_size", 1),
+        store=path(data.get("store"), "store"), source=source,
+    )
+
+
+def load_book_config(config: str | Path | BookConfig | Mapping[str, Any]) -> BookConfig:
+    """A :class:`BookConfig` from a YAML/JSON file (or a parsed mapping, or one already built),
+    validated with :meth:`BookConfig.validate`."""
+    if isinstance(config, BookConfig):
+        config.validate()
+        return config
+    if isinstance(config, Mapping):
+        cfg = book_config_from_dict(config)
+    else:
+        import yaml
+
+        p = Path(config)
+        if not p.is_file():
+            raise BookConfigError(f"book configuration: no such file: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))  # JSON is YAML too
+        except yaml.YAMLError as e:
+            raise BookConfigError(f"{p}: not valid YAML/JSON: {e}") from None
+        cfg = book_config_from_dict(data, source=str(p), base=p.resolve().parent)
+    cfg.validate()
+    return cfg
 
 
 @dataclass
@@ -60,11 +294,53 @@ class TestSetRun:
         """Index in :attr:`dataset` of manifest row ``row`` (the maps are in manifest order)."""
         return self.dataset.ids.index(self.manifest.ids[row])
 
+    @property
+    def label(self) -> str:
+        """Display name (Table I's first column)."""
+        return TEST_SET_LABELS.get(self.name, self.name)
+
+    @property
+    def is_real(self) -> bool:
+        """True for a real test set (media read from files), False for a synthetic one."""
+        return not isinstance(self.dataset, SyntheticSet)
+
+    def sample(self, row: int) -> Any:
+        """The :class:`~vssl_helpers.testsets.base.Sample` of manifest row ``row`` with its image and
+        audio as arrays (real sets read them from their files)."""
+        return self.sample_by_id(self.manifest.ids[row])
+
+    def sample_by_id(self, sample_id: str) -> Any:
+        """The sample ``sample_id`` with its media as arrays."""
+        if self.is_real:
+            return self.dataset.load(sample_id)
+        return self.dataset[self.dataset.ids.index(sample_id)]
+
+    def image_groups(self) -> list[list[int]]:
+        """Manifest rows grouped by image, in order of first appearance: one row per image for
+        VGG-SS(-like) sets, one per sounding source for IS3(-like) sets (samples sharing an image)."""
+        if not self.is_real:
+            k = self.dataset.config.sources
+            by_image: dict[Any, list[int]] = {}
+            for row, sid in enumerate(self.manifest.ids):
+                by_image.setdefault(self.dataset.ids.index(sid) // k, []).append(row)
+            return [by_image[i] for i in sorted(by_image)]
+        groups: dict[str, list[int]] = {}
+        for row, sid in enumerate(self.manifest.ids):
+            groups.setdefault(str(self.dataset[self.dataset.index(sid)].image), []).append(row)
+        return list(groups.values())
+
+    def image_rows(self, image_index: int) -> list[int]:
+        """Manifest rows of the samples of image ``image_index`` (see :meth:`image_groups`), in
+        source order."""
+        groups = self.image_groups()
+        if not 0 <= image_index < len(groups):
+            raise IndexError(f"{self.name}: image {image_index} out of range (0..{len(groups) - 1})")
+        return groups[image_index]
+
 
 def default_store() -> MapStore:
     """The map store shared by the CLI and the book: ``$VSSL_CACHE/maps`` or ``~/.cache/vssl-companion/maps``."""
-    base = os.environ.get("VSSL_CACHE")
-    return MapStore((Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "maps")
+    return MapStore(default_store_root())
 
 
 def demo_test_sets(n_test_images: int = 500, n_seeds: int = 10, seed: int = 0) -> dict[str, TestSetRun]:
@@ -90,33 +366,46 @@ def evaluate_models(
     store: MapStore | str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, dict[str, StoredResult]]:
-    """Every model on every set through the map store: ``results[set][model]``.
+    """Every demo (or untrained registered) model on every set through the map store:
+    ``results[set][model]``.
 
     Trained demo models are built with :func:`~vssl_helpers.embedded.train_overrides` of
     ``train_steps``/``n_train_images`` (loaded from the training cache when present). The threshold of
-    a model on every set other than :data:`THRESHOLD_SET` is the one computed on :data:`THRESHOLD_SET`
-    (which must then be among ``sets``).
+    a model on every set other than :func:`threshold_set` is the one computed on that set.
     """
     from ..models import create_model
     from ..models.demo import TRAINED_DEMOS
 
-    store = default_store() if store is None else store
     overrides = train_overrides(train_steps, n_train_images)
-    order = sorted(sets, key=lambda k: k != THRESHOLD_SET)
-    if len(sets) > 1 and THRESHOLD_SET not in sets:
-        raise ValueError(f"sets: the threshold set {THRESHOLD_SET!r} is missing (got {sorted(sets)})")
+
+    def build(name: str) -> tuple[Any, str | None]:
+        kw: dict[str, Any] = dict(seed=model_seed, progress=progress, **overrides) if name in TRAINED_DEMOS else {"seed": model_seed}
+        return create_model(name, **kw), None
+
+    return _evaluate_matrix(models, sets, build, default_store() if store is None else store, progress, {})
+
+
+def _evaluate_matrix(
+    models: Sequence[str], sets: Mapping[str, TestSetRun], build: Any, store: MapStore | str | Path,
+    progress: bool, engine_kw: Mapping[str, Any],
+) -> dict[str, dict[str, StoredResult]]:
+    """``results[set][model]``; the threshold set first, its thresholds applied to the others."""
+    store = store if isinstance(store, MapStore) else MapStore(store)
+    first = threshold_set(sets)
+    order = sorted(sets, key=lambda k: k != first)
     results: dict[str, dict[str, StoredResult]] = {k: {} for k in order}
     for name in models:
-        kw: dict[str, Any] = dict(seed=model_seed, progress=progress, **overrides) if name in TRAINED_DEMOS else {"seed": model_seed}
-        model = create_model(name, **kw)
+        model, weights = build(name)
         for key in order:
-            run = sets[key]
-            thr = None if key == THRESHOLD_SET or not results.get(THRESHOLD_SET) else results[THRESHOLD_SET][name].threshold
-            results[key][name] = _evaluate_cached(model, run, store, thr, progress)
+            thr = None if key == first else results[first][name].threshold
+            results[key][name] = _evaluate_cached(model, sets[key], store, thr, progress, weights, engine_kw)
     return {k: results[k] for k in sets}
 
 
-def _evaluate_cached(model: Any, run: TestSetRun, store: MapStore, threshold: Any, progress: bool) -> StoredResult:
+def _evaluate_cached(
+    model: Any, run: TestSetRun, store: MapStore, threshold: Any, progress: bool,
+    weights: str | None = None, engine_kw: Mapping[str, Any] | None = None,
+) -> StoredResult:
     """:func:`evaluate_stored`, plus a cache of its metrics beside the stored maps.
 
     Reading finished maps back is fast; recomputing every metric (IoUs at 224 × 224 for every map of
@@ -124,17 +413,16 @@ def _evaluate_cached(model: Any, run: TestSetRun, store: MapStore, threshold: An
     that holds the threshold, and reused when the maps are complete.
     """
     import hashlib
-    import json
 
     import numpy as np
     import torch
 
-    from ..engine import StoredResult, load_stored_maps, maxima_by_type, resolve_threshold, store_key
+    from ..engine import StoredResult, load_stored_maps, maxima_by_type, resolve_threshold, store_key, testset_fingerprint
     from ..store import atomic_write
 
     cfg = model.config
     ds, manifest = run.dataset, run.manifest
-    key = store_key(model, manifest, data=f"synthetic:{ds.cache_key(cfg.preprocessing.image_size)}")
+    key = store_key(model, manifest, data=testset_fingerprint(ds, cfg.preprocessing.image_size), weights=weights)
     srun = store.run(key, manifest.ids, manifest.n_seeds, 512)
     if not srun.pending():
         maps = load_stored_maps(srun, manifest.offscreen.T, cfg.name)
@@ -144,17 +432,72 @@ def _evaluate_cached(model: Any, run: TestSetRun, store: MapStore, threshold: An
         cached = srun.path / f"summary-{tag}.json"
         if cached.is_file():
             saved = json.loads(cached.read_text())
-            arr = ds.arrays(image_size=cfg.preprocessing.image_size, progress=progress)
-            index = {str(x): j for j, x in enumerate(arr["ids"])}
-            gt = torch.from_numpy(np.ascontiguousarray(arr["masks"][[index[i] for i in manifest.ids]]))
+            if run.is_real:
+                masks, ids = ds.gt_masks, ds.ids
+            else:
+                arr = ds.arrays(image_size=cfg.preprocessing.image_size, progress=progress)
+                masks, ids = arr["masks"], [str(x) for x in arr["ids"]]
+            index = {x: j for j, x in enumerate(ids)}
+            gt = torch.from_numpy(np.ascontiguousarray(masks[[index[i] for i in manifest.ids]]))
             prov = {"manifest": manifest.name, "manifest_sha256": manifest.sha256, "n_seeds": manifest.n_seeds,
-                    "store_run": str(srun.path), "summary_cache": str(cached)}
+                    "weights": weights, "store_run": str(srun.path), "summary_cache": str(cached)}
             return StoredResult(cfg.name, maps, gt, thr, saved["row"], saved["per_seed"], maxima, prov, {})
-    result = evaluate_stored(model, ds, manifest, store, threshold=threshold, progress=progress)
+    result = evaluate_stored(model, ds, manifest, store, threshold=threshold, weights=weights, progress=progress,
+                             **dict(engine_kw or {}))
     tag = hashlib.sha256(repr(float(result.threshold.value)).encode()).hexdigest()[:12]
     text = json.dumps({"threshold": float(result.threshold.value), "row": result.row, "per_seed": result.per_seed})
     atomic_write(srun.path / f"summary-{tag}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return result
+
+
+def book_sets(
+    book_config: str | Path | BookConfig | None = None, n_test_images: int = 500, n_seeds: int = 10,
+) -> dict[str, TestSetRun]:
+    """The extended test sets of a book: the two synthetic sets (:func:`demo_test_sets`) when
+    ``book_config`` is empty, else the configured real sets with their manifests (media checked)."""
+    if not book_config:
+        return demo_test_sets(n_test_images, n_seeds)
+    from ..inputs import load_testset
+
+    cfg = load_book_config(book_config)
+    out: dict[str, TestSetRun] = {}
+    for t in cfg.testsets:
+        ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest,
+                                    n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
+        out[t.name] = TestSetRun(t.name, ds, manifest)
+    return out
+
+
+def book_results(
+    sets: Mapping[str, TestSetRun],
+    models: Sequence[str],
+    book_config: str | Path | BookConfig | None = None,
+    *,
+    model_seed: int = 0,
+    train_steps: int | None = None,
+    n_train_images: int | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, StoredResult]]:
+    """``results[set][model]`` for a book: :func:`evaluate_models` on the embedded default, or the
+    configured models (each with its checkpoint, loaded in its official layout) on the real sets.
+    ``models`` must then be configured models; the engine settings come from the configuration."""
+    if not book_config:
+        return evaluate_models(models, sets, model_seed=model_seed, train_steps=train_steps,
+                               n_train_images=n_train_images, progress=progress)
+    from ..inputs import build_model
+
+    cfg = load_book_config(book_config)
+    checkpoints = dict(cfg.models)
+    unknown = [m for m in models if m not in checkpoints]
+    if unknown:
+        raise BookConfigError(f"{cfg.source}: models: {unknown} not configured (configured: {cfg.model_names})")
+
+    def build(name: str) -> tuple[Any, str | None]:
+        return build_model(name, checkpoints[name], model_seed=model_seed, progress=progress, option=f"models.{name}.checkpoint")
+
+    engine_kw = {"device": cfg.device, "num_workers": cfg.workers, "batch_size": cfg.batch_size}
+    store = MapStore(cfg.store) if cfg.store else default_store()
+    return _evaluate_matrix(models, sets, build, store, progress, engine_kw)
 
 
 def prepare(
@@ -165,16 +508,36 @@ def prepare(
     model_seed: int = 0,
     models: Sequence[str] = DEMO_MODELS,
     model: str | None = None,
+    book_config: str | None = None,
     **_: Any,
 ) -> None:
-    """Pipeline hook: train (or load) the demo models and fill the map store for both sets, with
-    progress bars on the console, so that the chapter only reads stored maps."""
-    from ..embedded import prepare as train_models
-
-    train_models(n_test_images=n_test_images, train_steps=train_steps, n_train_images=n_train_images, model_seed=model_seed)
+    """Pipeline hook: fill the map store for every set (training or loading the demo models first
+    on the embedded default), with progress bars on the console, so that the chapter only reads
+    stored maps."""
     wanted = list(models) if model is None else [model]
-    evaluate_models(wanted, demo_test_sets(n_test_images, n_seeds), model_seed=model_seed,
-                    train_steps=train_steps, n_train_images=n_train_images, progress=True)
+    if not book_config:
+        from ..embedded import prepare as train_models
+
+        train_models(n_test_images=n_test_images, train_steps=train_steps, n_train_images=n_train_images, model_seed=model_seed)
+    sets = book_sets(book_config, n_test_images, n_seeds)
+    book_results(sets, wanted, book_config, model_seed=model_seed, train_steps=train_steps,
+                 n_train_images=n_train_images, progress=True)
+
+
+def describe_sets(sets: Mapping[str, TestSetRun]) -> str:
+    """One Markdown line per test set: what the chapter's numbers are computed on (samples, seeds,
+    where the data comes from, manifest hash)."""
+    lines = []
+    for run in sets.values():
+        m = run.manifest
+        if run.is_real:
+            where = f"media under `{run.dataset.media_root}`"
+        else:
+            c = run.dataset.config
+            where = f"synthetic, {c.n_images} images with {c.sources} sounding object(s) each, generator seed {c.seed}"
+        lines.append(f"- **{run.label}**: {len(m):,} samples × {m.n_seeds} seeds ({where}); "
+                     f"manifest `{m.name}` sha256 `{m.sha256[:12]}…`")
+    return "Test sets of this chapter:\n\n" + "\n".join(lines)
 
 
 def sample_maps(result: StoredResult, row: int, seed_index: int = 0) -> dict[str, Any]:
@@ -197,12 +560,14 @@ def negative_audio(run: TestSetRun, row: int, seed_index: int = 0) -> dict[str, 
 
     from ..negatives import silence_waveform
 
-    ds, manifest = run.dataset, run.manifest
+    manifest = run.manifest
     sid = manifest.ids[row]
-    own = np.asarray(ds[ds.ids.index(sid)].audio, dtype=np.float32)
+    own = np.asarray(run.sample_by_id(sid).audio, dtype=np.float32)
     clip = manifest.offscreen_clip(sid, seed_index)
-    off = np.asarray(ds[ds.ids.index(clip.id)].audio, dtype=np.float32)
+    off = np.asarray(run.sample_by_id(clip.id).audio, dtype=np.float32)
     n = own.shape[-1]
+    if off.shape[-1] < n:  # real clips differ in length: tile the off-screen clip, as the engine does
+        off = np.resize(off, n)
     return {
         "positive": own,
         "silence": silence_waveform(n),
@@ -212,7 +577,6 @@ def negative_audio(run: TestSetRun, row: int, seed_index: int = 0) -> dict[str, 
 
 
 def image_rows(run: TestSetRun, image_index: int) -> list[int]:
-    """Manifest rows of the samples of one image (one row for the VGG-SS-like set, one per sounding
-    source for the IS3-like set), in source order."""
-    k = run.dataset.config.sources
-    return [run.manifest.index(sid) for sid in run.dataset.ids[image_index * k : (image_index + 1) * k]]
+    """Manifest rows of the samples of one image (one row for a VGG-SS(-like) set, one per sounding
+    source for an IS3(-like) set), in source order: :meth:`TestSetRun.image_rows`."""
+    return run.image_rows(image_index)
