@@ -8,6 +8,7 @@ samples and over the tau grid. Only the tests use them.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -41,6 +42,30 @@ def upsample_one(m: np.ndarray, size: int = SIZE) -> np.ndarray:
             top = (1 - tx) * m[y0, x0] + tx * m[y0, x1]
             bot = (1 - tx) * m[y1, x0] + tx * m[y1, x1]
             out[i, j] = (1 - ty) * top + ty * bot
+    return out
+
+
+def _exact_axis(i: int, n_in: int, n_out: int) -> tuple[int, int, Fraction]:
+    x = (i + Fraction(1, 2)) * Fraction(n_in, n_out) - Fraction(1, 2)
+    x = min(max(x, Fraction(0)), Fraction(n_in - 1))
+    x0 = math.floor(x)
+    return x0, min(x0 + 1, n_in - 1), x - x0
+
+
+def binarise_exact(m: np.ndarray, thr: float, size: int = SIZE, near: float = 1e-9) -> np.ndarray:
+    """``upsample_one(m) > thr``, with every pixel within ``near`` of the threshold decided again in
+    exact rational arithmetic (float64 rounding splits exact ties, which occur when native values
+    on a grid meet non-dyadic interpolation weights)."""
+    up = upsample_one(m, size)
+    out = up > thr
+    t = Fraction(float(thr))
+    for y, x in np.argwhere(np.abs(up - thr) < near):
+        y0, y1, ty = _exact_axis(int(y), m.shape[0], size)
+        x0, x1, tx = _exact_axis(int(x), m.shape[1], size)
+        v = [[Fraction(float(m[r, c])) for c in (x0, x1)] for r in (y0, y1)]
+        top = (1 - tx) * v[0][0] + tx * v[0][1]
+        bot = (1 - tx) * v[1][0] + tx * v[1][1]
+        out[y, x] = (1 - ty) * top + ty * bot > t
     return out
 
 

@@ -19,6 +19,8 @@ from vssl_helpers import metrics as M
 from reference_metrics import (
     SIZE,
     adaptive_ref,
+    binarise_exact,
+    iou_one,
     auc_ref,
     ciou_ref,
     map_iou_ref,
@@ -99,6 +101,29 @@ def test_ciou_per_sample_threshold_vector():
     gt = random_boxes_gt(rng, 3)
     thr = np.array([0.25, 0.5, 0.75])
     assert_same(M.ciou(maps, gt, torch.tensor(thr)), ciou_ref(maps, gt, thr))
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (1, 5), (3, 1), (2, 2), (5, 9), (13, 31), (20, 20), (300, 300), (240, 17)])
+def test_row_run_counting_is_exact_on_odd_shapes(shape):
+    """Counting runs per (row, column piece) instead of pixels: exact for non-square, non-dyadic,
+    single-row/column and downsampled (300 > 224) maps, with per-sample thresholds drawn from the
+    maps' own values. Grid values with non-dyadic weights meet the threshold in exact ties, which
+    the reference decides in rational arithmetic (``binarise_exact``)."""
+    rng = np.random.default_rng(sum(shape))
+    b = 5
+    maps = (rng.integers(0, 257, size=(b, *shape)) / 256).astype(np.float32)
+    maps_b = rng.random(size=(b, *shape)).astype(np.float32)
+    gt = random_boxes_gt(rng, b)
+    gt[0] = rng.random((SIZE, SIZE)) < 0.3  # a ragged mask, many runs per row
+    thr = np.array([maps[i].flat[rng.integers(maps[i].size)] for i in range(b)], dtype=np.float32)
+    a = [binarise_exact(maps[i], thr[i]) for i in range(b)]
+    bb = [binarise_exact(maps_b[i], thr[i]) for i in range(b)]
+    t = torch.from_numpy(thr)
+    assert_same(M.ciou(maps, gt, t, empty_gt="zero"), np.array([iou_one(a[i], gt[i], "zero") for i in range(b)]))
+    assert_same(M.pia(maps, t), np.array([a[i].mean() for i in range(b)]))
+    union = [np.logical_or(a[i], bb[i]).sum() for i in range(b)]
+    want = np.array([1.0 if union[i] == 0 else np.logical_and(a[i], bb[i]).sum() / union[i] for i in range(b)])
+    assert_same(M.map_iou(maps, maps_b, t), want)
 
 
 @pytest.mark.parametrize("n", [7, 20])
