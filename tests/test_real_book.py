@@ -97,6 +97,21 @@ def test_vssl_book_rejects_bad_options_before_any_work(data: dict[str, Path], ca
     assert time.perf_counter() - t0 < 5
 
 
+def test_real_sets_group_samples_by_image(data: dict[str, Path]) -> None:
+    """IS3 has one sample per sounding source of an image: the book's figures group them again."""
+    from vssl_helpers.inputs import load_testset
+    from vssl_helpers.report.runs import TestSetRun
+
+    ds, manifest = load_testset("is3", data_root=data["is3"], n_seeds=2)
+    groups = TestSetRun("is3", ds, manifest).image_groups()
+    assert len(groups) == 3 and all(len(g) == 2 for g in groups)
+    for g in groups:
+        bases = {ds[ds.index(manifest.ids[r])].meta["image_id"] for r in g}
+        assert len(bases) == 1
+    ds, manifest = load_testset("vggss", data_root=data["vggss"], n_seeds=2)
+    assert TestSetRun("vggss", ds, manifest).image_groups() == [[r] for r in range(6)]
+
+
 # --- vssl evaluate with an official checkpoint -------------------------------------------------------
 
 

@@ -402,3 +402,29 @@ def test_is3_layout_round_trip(tmp_path):
     assert not list(root.rglob("*.tmp"))
     with pytest.raises(ValueError):
         write_is3_layout(SyntheticSet(tiny(n_images=1)), tmp_path / "bad", progress=False)
+
+
+def test_synthetic_manifest_cache_is_exact_and_self_healing(tmp_path, monkeypatch):
+    """The cached manifest is the drawn one (same rows and hash); an edited cache file is detected
+    by its content hash and drawn again; another seed count gets its own file."""
+    from vssl_helpers.embedded import synthetic_manifest
+    from vssl_helpers.negatives import manifest_for_samples
+
+    monkeypatch.setenv("VSSL_CACHE", str(tmp_path))
+    ds = SyntheticSet(SyntheticConfig(split="test", n_images=6, sources=2, seed=5))
+    first = synthetic_manifest(ds, n_seeds=3)
+    fresh = manifest_for_samples(ds, name=first.name, n_seeds=3, manifest_seed=0)
+    files = list((tmp_path / "synthetic" / "manifests").glob("*.txt"))
+    assert len(files) == 1
+    cached = synthetic_manifest(ds, n_seeds=3)
+    assert cached.sha256 == first.sha256 and cached.to_frame().equals(first.to_frame())
+    assert fresh.sha256 == first.sha256, "the cache returns exactly the drawn manifest"
+    text = files[0].read_text()
+    lines = text.splitlines(keepends=True)
+    last = lines[-1]
+    files[0].write_text("".join(lines[:-1]) + str((int(last[0]) + 1) % 10) + last[1:])  # one edited draw
+    assert files[0].read_text() != text
+    healed = synthetic_manifest(ds, n_seeds=3)
+    assert healed.sha256 == first.sha256
+    assert synthetic_manifest(ds, n_seeds=2).n_seeds == 2
+    assert len(list((tmp_path / "synthetic" / "manifests").glob("*.txt"))) == 2

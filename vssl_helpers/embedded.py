@@ -9,11 +9,13 @@ threshold rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .engine import ExtendedMaps, compute_extended_maps, maxima_by_type, resolve_threshold, summarize
 from .models import create_model, get_config
 from .models.demo import TRAINED_DEMOS
@@ -45,9 +47,32 @@ def test_set(config: SyntheticConfig = DEFAULT_TEST) -> SyntheticSet:
 
 def synthetic_manifest(ds: SyntheticSet, n_seeds: int = 10, manifest_seed: int = 0) -> Manifest:
     """The extended negatives of a synthetic set (off-screen clips drawn from the set itself, from a
-    category absent from every object of the image)."""
+    category absent from every object of the image).
+
+    Drawing needs every sample's categories, i.e. generating every scene and clip (seconds for a few
+    hundred images), so the manifest is cached beside the synthetic arrays, keyed by the set's
+    config, the generator version, the seeds and the source of :mod:`vssl_helpers.negatives` (the
+    draw code). A cached file is read with its content hash and every draw validated; one that fails
+    is drawn again.
+    """
+    import hashlib
+
+    from . import negatives
+    from .negatives import ManifestError, load_manifest
+    from .testsets.synthetic import GENERATOR_VERSION, default_cache_dir
+
     name = f"synthetic-{ds.config.split}-s{ds.config.sources}-seed{ds.config.seed}-n{ds.config.n_images}"
-    return manifest_for_samples(ds, name=name, n_seeds=n_seeds, manifest_seed=manifest_seed)
+    h = hashlib.sha256(repr((ds.config, GENERATOR_VERSION, n_seeds, manifest_seed)).encode())
+    h.update(Path(negatives.__file__).read_bytes())
+    path = default_cache_dir() / "manifests" / f"{name}-{h.hexdigest()[:16]}.txt"
+    if path.is_file():
+        try:
+            return load_manifest(path)
+        except ManifestError:  # corrupted or edited: draw again
+            pass
+    manifest = manifest_for_samples(ds, name=name, n_seeds=n_seeds, manifest_seed=manifest_seed)
+    atomic_write(path, lambda tmp: tmp.write_text(manifest.dumps(), encoding="utf-8"))
+    return manifest
 
 
 @dataclass

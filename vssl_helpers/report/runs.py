@@ -324,9 +324,12 @@ class TestSetRun:
             for row, sid in enumerate(self.manifest.ids):
                 by_image.setdefault(self.dataset.ids.index(sid) // k, []).append(row)
             return [by_image[i] for i in sorted(by_image)]
+        # real sets name the image a sample shows in meta["image_id"] (IS3: the file stem without
+        # its target token, shared by the two entries of an image)
         groups: dict[str, list[int]] = {}
         for row, sid in enumerate(self.manifest.ids):
-            groups.setdefault(str(self.dataset[self.dataset.index(sid)].image), []).append(row)
+            sample = self.dataset[self.dataset.index(sid)]
+            groups.setdefault(str(sample.meta.get("image_id", sample.image)), []).append(row)
         return list(groups.values())
 
     def image_rows(self, image_index: int) -> list[int]:
