@@ -190,10 +190,16 @@ def _upsample(m: torch.Tensor, size: int = GT_SIZE) -> torch.Tensor:
     return torch.maximum(torch.minimum(up, hi), lo)
 
 
+def _source_coordinates(n_in: int, n_out: int) -> torch.Tensor:
+    """Half-pixel source coordinate of each output index, clamped to the input: the one definition
+    behind :func:`_interp_matrix` and the row-run pieces (float64)."""
+    return ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
+
+
 @functools.lru_cache(maxsize=64)
 def _interp_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``n_out × n_in`` half-pixel bilinear interpolation weights (two non-zeros per row, summing to 1)."""
-    x = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
+    x = _source_coordinates(n_in, n_out)
     x0 = x.floor().long()
     x1 = (x0 + 1).clamp(max=n_in - 1)
     t = x - x0
@@ -225,8 +231,7 @@ def _column_pieces(n_in: int, n_out: int, device: torch.device) -> tuple[torch.T
     interpolating between source columns ``j`` and ``upper[j] = min(j + 1, n_in - 1)``. Returns
     ``(start, stop, upper)`` as ``1 × 1 × n_in`` int64 tensors (broadcast over batch and rows).
     """
-    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
-    lower = src.floor().long()
+    lower = _source_coordinates(n_in, n_out).floor().long()
     j = torch.arange(n_in)
     start = torch.searchsorted(lower, j, right=False)
     stop = torch.searchsorted(lower, j, right=True)
@@ -251,7 +256,7 @@ def _row_runs(m: torch.Tensor, thr: torch.Tensor, size: int = GT_SIZE) -> tuple[
     Returns ``(lo, hi)``: ``B × size × w`` int64 column bounds of each run (``hi >= lo``).
     """
     b, h, w = m.shape
-    rows = _interp_matrix64(h, size, m.device) @ m.double()  # B x size x w, interpolated along y only
+    rows = _interp_matrix(h, size, m.device, torch.float64) @ m.double()  # B x size x w, along y only
     start, stop, upper = _column_pieces(w, size, m.device)
     d = rows.index_select(2, upper.view(-1)) - rows
     theta = thr.double().view(b, 1, 1)
@@ -275,12 +280,6 @@ def _piece_offsets(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     """``(j + 0.5) n_out / n_in - 0.5`` for each piece ``j``: the output column where ``t = 0``."""
     j = torch.arange(n_in, dtype=torch.float64)
     return ((j + 0.5) * (n_out / n_in) - 0.5).to(device)
-
-
-@functools.lru_cache(maxsize=64)
-def _interp_matrix64(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
-    """:func:`_interp_matrix` in float64 (the row-run path interpolates rows in float64)."""
-    return _interp_matrix(n_in, n_out, torch.device("cpu"), torch.float64).to(device)
 
 
 def _mask_area(gt: torch.Tensor) -> torch.Tensor:
@@ -514,15 +513,9 @@ def map_iou(
         raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
     thr = _as_threshold(threshold, a.shape[0], a.device)
     out = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
-    at_size = (GT_SIZE, GT_SIZE)
-    if tuple(a.shape[1:]) == at_size and tuple(b.shape[1:]) == at_size:
-        step = _chunk_size(a.device)
-        for s in range(0, a.shape[0], step):
-            e = min(s + step, a.shape[0])
-            out[s:e] = mask_pair_iou(a[s:e] > thr[s:e], b[s:e] > thr[s:e])
-        return out
-    if a.shape[1:] != b.shape[1:]:
-        # different native sizes: pieces differ, compare pixel by pixel
+    if a.shape[1:] != b.shape[1:] or tuple(a.shape[1:]) == (GT_SIZE, GT_SIZE):
+        # maps at 224 (upsampling is the identity) or of different native sizes (their pieces
+        # differ): compare pixel by pixel
         step = _chunk_size(a.device)
         for s in range(0, a.shape[0], step):
             e = min(s + step, a.shape[0])
