@@ -190,3 +190,15 @@ def test_table1_of_runs_is_self_consistent(runs):
     check = T.recompute_f_scores(table, half_width=0)
     assert check["f_loc_consistent"].all()
     assert isinstance(table, pd.DataFrame) and len(table) == 4
+
+
+def test_evaluate_models_builds_official_architectures_with_seeded_weights(tmp_path):
+    """Official models have no ``seed`` argument: the book runs build them through the same resolver
+    as the CLI, with seeded weights (same seed, same maps; another seed, other maps)."""
+    sets = {"vggss-like": R.demo_test_sets(n_test_images=6, n_seeds=1)["vggss-like"]}
+    store = MapStore(tmp_path / "maps")
+    a = R.evaluate_models(["ezvsl"], sets, model_seed=3, store=store)["vggss-like"]["ezvsl"]
+    b = R.evaluate_models(["ezvsl"], sets, model_seed=3, store=MapStore(tmp_path / "other"))["vggss-like"]["ezvsl"]
+    c = R.evaluate_models(["ezvsl"], sets, model_seed=4, store=store)["vggss-like"]["ezvsl"]
+    assert torch.equal(a.maps.positive, b.maps.positive)
+    assert not torch.equal(a.maps.positive, c.maps.positive)

@@ -37,6 +37,7 @@ def build_model(
     model_seed: int = 0,
     progress: bool = False,
     option: str = "--checkpoint",
+    train_overrides: dict[str, Any] | None = None,
 ) -> tuple[Any, str | None]:
     """Build registered model ``name`` in eval mode, with the weights of ``checkpoint`` if given.
 
@@ -44,8 +45,9 @@ def build_model(
     :func:`vssl_helpers.models.checkpoints.load_checkpoint_into`: their official layout (top-level
     key, ``module.`` prefixes, extra entries), ``weights_only=True``, strict unless the layout says
     otherwise. Other models take a plain state dict (optionally under ``state_dict``/``model``).
-    Without a checkpoint, trained demo models are trained or loaded from the training cache, and
-    the rest get seeded random weights.
+    Without a checkpoint, trained demo models are trained or loaded from the training cache (with
+    ``train_overrides``, :class:`~vssl_helpers.models.training.TrainConfig` fields such as ``steps``),
+    and the rest get seeded random weights.
 
     Returns:
         ``(model, weights)`` where ``weights`` is ``"sha256:<hex>"`` of the checkpoint file, or None.
@@ -63,7 +65,8 @@ def build_model(
         raise InputError(f"model: {e}") from None
     if checkpoint is None:
         if name in TRAINED_DEMOS:
-            return create_model(name, pretrained=True, seed=model_seed, progress=progress).eval(), None
+            return create_model(name, pretrained=True, seed=model_seed, progress=progress,
+                                **(train_overrides or {})).eval(), None
         return _untrained(name, model_seed, official=bool(config.checkpoint_layout)).eval(), None
     path = Path(checkpoint)
     if not path.is_file():

@@ -114,6 +114,11 @@ _RESULT_QUICK: dict[str, Any] = {"n_test_images": 16, "n_seeds": 2, "train_steps
 #: saliency baseline; random weights and the binary oracle have nothing to show there).
 THRESHOLD_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency")
 
+def _slug(model: str) -> str:
+    """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``)."""
+    return model.replace("-", "_")
+
+
 #: The executed chapters of the book, in execution order.
 NOTEBOOKS: list[NotebookSpec] = [
     NotebookSpec(
@@ -137,7 +142,7 @@ NOTEBOOKS: list[NotebookSpec] = [
     *(
         NotebookSpec(
             template="notebooks/threshold_analysis.ipynb",
-            output=f"threshold_analysis_{_model.replace('-', '_')}.ipynb",
+            output=f"threshold_analysis_{_slug(_model)}.ipynb",
             parameters={"model": _model, **_RESULT_PARAMETERS},
             quick_parameters={**_RESULT_QUICK, "sweep_points": 9, "sweep_seeds": 1},
             prepare="vssl_helpers.report.runs:prepare",
@@ -160,10 +165,6 @@ NOTEBOOKS: list[NotebookSpec] = [
         prepare="vssl_helpers.report.runs:prepare",
     ),
 ]
-
-
-def _slug(model: str) -> str:
-    return model.replace("-", "_")
 
 
 def real_book_specs(config: str | Path) -> list[NotebookSpec]:

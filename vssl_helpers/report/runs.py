@@ -320,9 +320,10 @@ class TestSetRun:
         VGG-SS(-like) sets, one per sounding source for IS3(-like) sets (samples sharing an image)."""
         if not self.is_real:
             k = self.dataset.config.sources
+            position = {sid: i for i, sid in enumerate(self.dataset.ids)}
             by_image: dict[Any, list[int]] = {}
             for row, sid in enumerate(self.manifest.ids):
-                by_image.setdefault(self.dataset.ids.index(sid) // k, []).append(row)
+                by_image.setdefault(position[sid] // k, []).append(row)
             return [by_image[i] for i in sorted(by_image)]
         # real sets name the image a sample shows in meta["image_id"] (IS3: the file stem without
         # its target token, shared by the two entries of an image)
@@ -376,14 +377,12 @@ def evaluate_models(
     ``train_steps``/``n_train_images`` (loaded from the training cache when present). The threshold of
     a model on every set other than :func:`threshold_set` is the one computed on that set.
     """
-    from ..models import create_model
-    from ..models.demo import TRAINED_DEMOS
+    from ..inputs import build_model
 
     overrides = train_overrides(train_steps, n_train_images)
 
     def build(name: str) -> tuple[Any, str | None]:
-        kw: dict[str, Any] = dict(seed=model_seed, progress=progress, **overrides) if name in TRAINED_DEMOS else {"seed": model_seed}
-        return create_model(name, **kw), None
+        return build_model(name, model_seed=model_seed, progress=progress, train_overrides=overrides)
 
     return _evaluate_matrix(models, sets, build, default_store() if store is None else store, progress, {})
 
