@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
+from .cache import cache_root
 
 __all__ = ["MAP_FORMAT_VERSION", "StoreKey", "MapStore", "StoreRun", "state_dict_sha256", "atomic_write", "default_store_root"]
 
@@ -44,8 +44,7 @@ MAP_FORMAT_VERSION = 1
 def default_store_root() -> Path:
     """Where maps are stored unless told otherwise: ``$VSSL_CACHE/maps``, else
     ``~/.cache/vssl-companion/maps`` (shared by the command line and the book)."""
-    base = os.environ.get("VSSL_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "maps"
+    return cache_root() / "maps"
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -111,9 +111,10 @@ class TrainResult:
 
 
 def cache_dir() -> Path:
-    """Where generated data and trained demo weights are cached: ``$VSSL_CACHE`` or
-    ``~/.cache/vssl-companion``."""
-    return Path(os.environ.get("VSSL_CACHE", Path.home() / ".cache" / "vssl-companion"))
+    """Where generated data and trained demo weights are cached: :func:`vssl_helpers.cache.cache_root`."""
+    from ..cache import cache_root
+
+    return cache_root()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import json
 import operator
-import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,8 +201,9 @@ def _bbox(mask: np.ndarray) -> np.ndarray:
 
 def default_cache_dir() -> Path:
     """``$VSSL_CACHE/synthetic`` if ``VSSL_CACHE`` is set, else ``~/.cache/vssl-companion/synthetic``."""
-    base = os.environ.get("VSSL_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "vssl-companion") / "synthetic"
+    from ..cache import cache_root
+
+    return cache_root() / "synthetic"
 
 
 _ARRAY_KEYS = (
