@@ -51,6 +51,13 @@ def assert_same(actual: torch.Tensor, expected: np.ndarray) -> None:
     np.testing.assert_allclose(a[~np.isnan(a)], expected[~np.isnan(expected)], rtol=0, atol=1e-12)
 
 
+@pytest.fixture(params=["compiled", "tensor"])
+def counting_path(request, monkeypatch):
+    """Run a test through the compiled CPU kernels and through the tensor code (the CUDA path)."""
+    monkeypatch.setattr(M, "USE_COMPILED_KERNELS", request.param == "compiled")
+    return request.param
+
+
 # ---------------------------------------------------------------- upsampler
 @pytest.mark.parametrize("n", DYADIC_SIZES)
 def test_upsample_matches_per_pixel_bilinear_exactly(n):
@@ -82,7 +89,7 @@ def test_upsample_identity_at_224_and_constant_maps_stay_constant():
 
 # ---------------------------------------------------------------- cIoU, pIA, map IoU on random maps
 @pytest.mark.parametrize("n", DYADIC_SIZES)
-def test_ciou_pia_mapiou_exact_on_dyadic_maps(n):
+def test_ciou_pia_mapiou_exact_on_dyadic_maps(n, counting_path):
     rng = np.random.default_rng(100 + n)
     b = 4
     maps = dyadic_maps(rng, b, n)
@@ -104,7 +111,7 @@ def test_ciou_per_sample_threshold_vector():
 
 
 @pytest.mark.parametrize("shape", [(1, 2), (1, 5), (3, 1), (2, 2), (5, 9), (13, 31), (20, 20), (300, 300), (240, 17)])
-def test_row_run_counting_is_exact_on_odd_shapes(shape):
+def test_row_run_counting_is_exact_on_odd_shapes(shape, counting_path):
     """Counting runs per (row, column piece) instead of pixels: exact for non-square, non-dyadic,
     single-row/column and downsampled (300 > 224) maps, with per-sample thresholds drawn from the
     maps' own values. Grid values with non-dyadic weights meet the threshold in exact ties, which
@@ -333,7 +340,7 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(M.pia(half.cuda(), 0.3).cpu(), M.pia(half, 0.3), rtol=0, atol=0)
 
 
-def test_batch_mixing_empty_full_and_partial_maps():
+def test_batch_mixing_empty_full_and_partial_maps(counting_path):
     # maps settled from their native range (all below / all above) next to maps that need upsampling
     rng = np.random.default_rng(21)
     maps = dyadic_maps(rng, 6, 14)
@@ -366,3 +373,25 @@ def test_auroc_against_pairwise_count():
     assert M.auroc(pos, neg) == pytest.approx(pairs / (40 * 55), abs=1e-12)
     assert M.auroc([2, 3], [0, 1]) == 1.0 and M.auroc([0, 1], [2, 3]) == 0.0
     assert M.auroc([1, 1], [1, 1]) == 0.5
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (14, 14), (5, 9), (1, 3), (224, 224), (300, 250)])
+def test_compiled_kernels_equal_the_tensor_code(shape, monkeypatch):
+    """Random normal maps (no exact ties), box and ragged GTs, per-sample thresholds: the compiled
+    CPU kernels and the tensor code count the same pixels, map by map."""
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    b = 40
+    maps = rng.normal(size=(b, *shape)).astype(np.float32)
+    maps_b = rng.normal(size=(b, *shape)).astype(np.float32)
+    maps[:4] -= 10  # all below
+    maps[4:8] += 10  # all above
+    gt = random_boxes_gt(rng, b)
+    gt[8:12] = rng.random((4, SIZE, SIZE)) < 0.5
+    gt[12] = False
+    thr = torch.from_numpy(rng.normal(0.3, 0.5, size=b))
+    got = {}
+    for flag in (True, False):
+        monkeypatch.setattr(M, "USE_COMPILED_KERNELS", flag)
+        got[flag] = (M.ciou(maps, gt, thr, empty_gt="zero"), M.pia(maps, thr), M.map_iou(maps, maps_b, thr))
+    for compiled, tensor in zip(got[True], got[False]):
+        assert torch.equal(compiled, tensor)
