@@ -300,11 +300,11 @@ def _active_counts(
     Interpolated values lie in each map's native [min, max], so a map whose native max is
     ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
     those are settled from the native map alone (at the universal threshold this is most negatives,
-    at least 75 % of the decisive type by construction). Without a GT the other maps are counted
-    from their row runs (:func:`_row_runs`, no 224 × 224 map is formed). With a GT the intersection
-    needs the pixels: those maps are upsampled in chunks small enough to stay in cache (reductions
-    over one large boolean tensor are several times slower on CPU than chunk by chunk), which
-    measured faster than intersecting runs with prefix sums of the GT rows.
+    at least 75 % of the decisive type by construction). On CPU every map goes through the compiled
+    kernel (:func:`_active_counts_compiled`: row runs, GT prefix sums of its distinct rows). On other
+    devices, without a GT the other maps are counted from their row runs (:func:`_row_runs`, no
+    224 × 224 map is formed); with a GT they are upsampled in chunks and compared pixel by pixel,
+    which suits a GPU.
     """
     b = m.shape[0]
     thr = _as_threshold(threshold, b, m.device).view(b)
