@@ -4,9 +4,9 @@ They compute exactly what the tensor code of :func:`vssl_helpers.metrics._row_ru
 each output row, the map interpolated along rows (float64), then per column piece the one run of
 pixels above the threshold, in closed form. Fused per map: the row-interpolated map (224 × w
 float64) lives in per-thread scratch, the runs of one piece for all rows are one vectorised loop, and
-the GT is read once per map through prefix sums of its *distinct* rows (a
-union of boxes has a handful; a row equal to the row above reuses its sums), so a positive map costs
-a few microseconds instead of the 50 k pixel operations of upsampling it.
+the GT is read once per map through prefix sums of its *distinct* rows (a union of boxes has a
+handful; a row equal to the row above reuses its sums), so a positive map costs a few microseconds
+instead of the 50 k pixel operations of upsampling it.
 
 The tensor code stays the definition (and the CUDA path); ``tests/test_metrics.py`` checks both
 against the per-pixel references. Kernels are compiled on first use and cached on disk by Numba.
@@ -71,7 +71,7 @@ def active_counts(
     (a row equal to the one above shares its prefix sums), then per column piece the runs of all
     224 rows in one loop over contiguous float64 columns, which the compiler vectorises.
     """
-    b, h, w = maps.shape
+    b, _, w = maps.shape
     size = y0.shape[0]
     has_gt = gt.shape[0] > 0
     active = np.zeros(b, np.int64)
@@ -87,13 +87,6 @@ def active_counts(
         row_sum = np.zeros(size, np.int64)
         for i in range(c * chunk, min((c + 1) * chunk, b)):
             theta = thr[i]
-            hi_v = -np.inf
-            lo_v = np.inf
-            for r in range(h):
-                for j in range(w):
-                    v = np.float64(maps[i, r, j])
-                    hi_v = max(hi_v, v)
-                    lo_v = min(lo_v, v)
             n_gt = 0
             if has_gt:
                 k = -1
@@ -115,9 +108,9 @@ def active_counts(
                     row_sum[y] = prefix[k, size]
                     n_gt += prefix[k, size]
             area[i] = n_gt
-            if hi_v <= theta:
+            if maps[i].max() <= theta:
                 continue
-            if lo_v > theta:
+            if maps[i].min() > theta:
                 active[i] = size * size
                 inter[i] = n_gt
                 continue
@@ -157,7 +150,7 @@ def pair_counts(
     scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pair of same-shape maps: pixels active in both, pixels active in either."""
-    b, h, w = maps_a.shape
+    b, _, w = maps_a.shape
     size = y0.shape[0]
     inter = np.zeros(b, np.int64)
     union = np.zeros(b, np.int64)

@@ -529,15 +529,19 @@ def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.nd
     return active.double() / (GT_SIZE * GT_SIZE)
 
 
+def _pair_iou_from_counts(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+    """``inter / union`` in float64, 1 where the union is empty (two empty maps agree)."""
+    inter, union = inter.double(), union.double()
+    return torch.where(union == 0, torch.ones_like(union), inter / union.clamp_min(1))
+
+
 def mask_pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample IoU of two boolean masks, with IoU = 1 when both are empty (the paper's rule)."""
     _check_masks(a, "a")
     _check_masks(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"masks: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-    inter = _mask_area(a & b).double()
-    union = _mask_area(a | b).double()
-    return torch.where(union == 0, torch.ones_like(union), inter / union.clamp_min(1))
+    return _pair_iou_from_counts(_mask_area(a & b), _mask_area(a | b))
 
 
 def map_iou(
@@ -556,7 +560,6 @@ def map_iou(
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
     thr = _as_threshold(threshold, a.shape[0], a.device)
-    out = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
     if _compiled(a.device) and a.shape[1:] == b.shape[1:]:
         from vssl_helpers import _run_kernels
 
@@ -564,7 +567,8 @@ def map_iou(
             np.ascontiguousarray(a.numpy()), np.ascontiguousarray(b.numpy()), thr.view(-1).double().numpy(),
             *_kernel_axes(a.shape[1], a.shape[2]),
         )
-        return torch.from_numpy(np.where(union == 0, 1.0, inter / np.maximum(union, 1)))
+        return _pair_iou_from_counts(torch.from_numpy(inter), torch.from_numpy(union))
+    out = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
     if a.shape[1:] != b.shape[1:] or tuple(a.shape[1:]) == (GT_SIZE, GT_SIZE):
         # maps at 224 (upsampling is the identity) or of different native sizes (their pieces
         # differ): compare pixel by pixel
@@ -586,7 +590,7 @@ def map_iou(
         lo_b, hi_b = _row_runs(b[idx], flat_thr[idx])
         inter = (torch.minimum(hi_a, hi_b) - torch.maximum(lo_a, lo_b)).clamp_(min=0).flatten(1).sum(1).double()
         union = (hi_a - lo_a).flatten(1).sum(1).double() + (hi_b - lo_b).flatten(1).sum(1).double() - inter
-        out[idx] = torch.where(union == 0, torch.ones_like(union), inter / union.clamp_min(1))
+        out[idx] = _pair_iou_from_counts(inter, union)
     return out
 
 
