@@ -148,10 +148,14 @@ def test_ciou_non_dyadic_only_differs_at_threshold_ties(n):
 
 
 @pytest.mark.parametrize("n", [7, 14, 224])
-def test_adaptive_matches_stable_sort_reference(n):
+def test_adaptive_matches_stable_sort_reference(n, counting_path):
     rng = np.random.default_rng(200 + n)
     maps = dyadic_maps(rng, 4, n)  # dyadic values: plenty of exact ties
     gt = random_boxes_gt(rng, 4)
+    assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
+    # a constant map and a map with plateaus (ties across many pixels, first in raster order)
+    maps[0] = 0.5
+    maps[1] = np.round(maps[1] * 2) / 2
     assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
     # exactly M pixels active, always
     mask = M.adaptive_mask(M.upsample(maps), torch.from_numpy(gt).flatten(1).sum(1))
@@ -354,6 +358,27 @@ def test_batch_mixing_empty_full_and_partial_maps(counting_path):
     assert M.pia(maps, thr)[:3].tolist() == [0.0, 1.0, 0.0]
 
 
+@pytest.mark.parametrize("margin_sd", [-1.0, 0.0, 4.0])
+@pytest.mark.parametrize("shape", [(7, 7), (5, 9), (20, 20), (224, 224), (300, 250)])
+def test_adaptive_kernel_exact_whatever_its_sampled_bracket(shape, margin_sd, monkeypatch):
+    """The compiled kernel brackets the M-th value from a pixel sample: a bracket that misses
+    (forced by a zero or negative margin) must be widened, never change the result. GT areas from 1
+    pixel to all but one, plateaus and random values."""
+    monkeypatch.setattr(M, "ADAPTIVE_MARGIN_SD", margin_sd)
+    rng = np.random.default_rng(shape[0] * 31 + shape[1])
+    b = 12
+    maps = rng.normal(size=(b, *shape)).astype(np.float32)
+    maps[:4] = np.round(maps[:4] * 2) / 4  # plateaus: exact ties across rows and pieces
+    maps[4] = 1.0
+    gt = random_boxes_gt(rng, b)
+    gt[5] = False
+    gt[5, 100, 100] = True  # M = 1
+    gt[6] = True
+    gt[6, 0, 0] = False  # M = all but one
+    gt[7] = rng.random((SIZE, SIZE)) < 0.5  # ragged, half the image
+    assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
+
+
 def test_top_m_selection_and_sort_paths_agree():
     # the CPU path (selection) and the GPU path (stable sort) must give the same masks, ties included
     rng = np.random.default_rng(4)
@@ -378,7 +403,7 @@ def test_auroc_against_pairwise_count():
 @pytest.mark.parametrize("shape", [(7, 7), (14, 14), (5, 9), (1, 3), (224, 224), (300, 250)])
 def test_compiled_kernels_equal_the_tensor_code(shape, monkeypatch):
     """Random normal maps (no exact ties), box and ragged GTs, per-sample thresholds: the compiled
-    CPU kernels and the tensor code count the same pixels, map by map."""
+    CPU kernels and the tensor code count the same pixels, map by map (adaptive: the same top-M)."""
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
     b = 40
     maps = rng.normal(size=(b, *shape)).astype(np.float32)
@@ -392,6 +417,9 @@ def test_compiled_kernels_equal_the_tensor_code(shape, monkeypatch):
     got = {}
     for flag in (True, False):
         monkeypatch.setattr(M, "USE_COMPILED_KERNELS", flag)
-        got[flag] = (M.ciou(maps, gt, thr, empty_gt="zero"), M.pia(maps, thr), M.map_iou(maps, maps_b, thr))
+        got[flag] = (
+            M.ciou(maps, gt, thr, empty_gt="zero"), M.pia(maps, thr), M.map_iou(maps, maps_b, thr),
+            M.ciou_adaptive(maps, gt, empty_gt="match_empty"),
+        )
     for compiled, tensor in zip(got[True], got[False]):
         assert torch.equal(compiled, tensor)

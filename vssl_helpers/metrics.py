@@ -173,17 +173,18 @@ def upsample(maps: torch.Tensor | np.ndarray, size: int = GT_SIZE) -> torch.Tens
     return _upsample(as_maps(maps), size)
 
 
-def _upsample(m: torch.Tensor, size: int = GT_SIZE) -> torch.Tensor:
-    """:func:`upsample` without validation (``m`` already checked float32).
+def _upsample(m: torch.Tensor, size: int = GT_SIZE, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """:func:`upsample` without validation (``m`` already checked float32), in ``dtype``.
 
     Computed separably, ``W_y @ m @ W_x^T`` with the two interpolation matrices, which is
     mathematically the same bilinear interpolation as ``F.interpolate`` and several times faster on
     CPU (two small batched matmuls instead of a gather per output pixel).
     """
+    m = m.to(dtype)
     if tuple(m.shape[1:]) == (size, size):
         return m
-    wy = _interp_matrix(m.shape[1], size, m.device)
-    wx = _interp_matrix(m.shape[2], size, m.device)
+    wy = _interp_matrix(m.shape[1], size, m.device, dtype)
+    wx = _interp_matrix(m.shape[2], size, m.device, dtype)
     up = wy @ m @ wx.T
     lo = m.amin(dim=(1, 2)).view(-1, 1, 1)
     hi = m.amax(dim=(1, 2)).view(-1, 1, 1)
@@ -363,6 +364,22 @@ def _kernel_axes(h: int, w: int, size: int = GT_SIZE) -> tuple:
     return y0.numpy(), y1.numpy(), (src - y0).numpy(), start, stop, upper, offset, size / w
 
 
+@functools.lru_cache(maxsize=64)
+def _column_weights(w: int, size: int = GT_SIZE) -> np.ndarray:
+    """Each output column's interpolation weight within its piece (float64), for the kernels."""
+    src = _source_coordinates(w, size)
+    return (src - src.floor()).numpy()
+
+
+def _gt_arrays(gt: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """A GT batch as the kernels read it: its rows as machine words (for comparing rows) and as
+    bytes; two empty arrays without a GT."""
+    if gt is None:
+        return np.zeros((0, 0, 0), np.uint64), np.zeros((0, 0, 0), np.uint8)
+    pixels = np.ascontiguousarray(gt.numpy()).view(np.uint8)
+    return pixels.view(np.uint64), pixels  # 224 bytes per row = 28 words
+
+
 def _active_counts_compiled(
     m: torch.Tensor, thr: torch.Tensor, gt: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -370,15 +387,8 @@ def _active_counts_compiled(
     code (:mod:`vssl_helpers._run_kernels`), the GT read through prefix sums of its distinct rows."""
     from vssl_helpers import _run_kernels
 
-    maps = np.ascontiguousarray(m.numpy())
-    if gt is None:
-        words = np.zeros((0, 0, 0), np.uint64)
-        pixels = np.zeros((0, 0, 0), np.uint8)
-    else:
-        pixels = np.ascontiguousarray(gt.numpy()).view(np.uint8)
-        words = pixels.view(np.uint64)  # 224 bytes per row = 28 words, for comparing rows
     axes = _kernel_axes(m.shape[1], m.shape[2])
-    active, inter, area = _run_kernels.active_counts(maps, thr.double().numpy(), *axes, words, pixels)
+    active, inter, area = _run_kernels.active_counts(np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt))
     if gt is None:
         return torch.from_numpy(active), None, None
     return torch.from_numpy(active), torch.from_numpy(inter), torch.from_numpy(area)
@@ -508,15 +518,50 @@ def ciou_adaptive(
 
     .. math:: \mathrm{IoU}^{adap}_i = \mathrm{IoU}(\mathrm{top}_{|G_i|}(\hat S_i), G_i)
 
+    The top-M pixels are those of :func:`adaptive_mask` (ties by raster order), ranked on the
+    upsampled values in float64. The compiled CPU kernel (:func:`vssl_helpers._run_kernels.adaptive_counts`)
+    and the tensor code (a sort per map, for CUDA) compute those values with different float64
+    roundings, so they could order two pixels differently only where the values agree to ~1e-16
+    (exact ties, such as a constant map or the clamped borders, are exact in both).
+
     This needs the GT size, i.e. a prior on the sounding object; Table I's "cIoU Adap." is
     :func:`success_rate` of these values (fraction >= 0.5), "AUC Adap." is :func:`auc` of them.
     An empty GT gives an empty prediction, scored by ``empty_gt``.
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    area = _mask_area(g)
-    pred = adaptive_mask(_upsample(m), area)
-    return mask_iou(pred, g, empty_gt)
+    inter, area = (_adaptive_counts_compiled if _compiled(m.device) else _adaptive_counts)(m, g)
+    return _iou_from_counts(area, inter, area, empty_gt)
+
+
+def _adaptive_counts(m: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per map: top-M pixels inside the GT, and M; upsampled in float64, in chunks."""
+    area = _mask_area(gt)
+    inter = torch.zeros_like(area)
+    select = _top_m_by_selection if m.device.type == "cpu" else _top_m_by_sort
+    step = max(_chunk_size(m.device) // 4, 1)  # float64 maps and a sort's int64 indices
+    for s in range(0, m.shape[0], step):
+        e = min(s + step, m.shape[0])
+        pred = select(_upsample(m[s:e], dtype=torch.float64).flatten(1), area[s:e])
+        inter[s:e] = (pred & gt[s:e].flatten(1)).sum(1)
+    return inter, area
+
+
+ADAPTIVE_MARGIN_SD = 4.0
+"""Width of the compiled adaptive kernel's sampled bracket, in standard deviations of the sample's
+rank: a speed setting only (a bracket that misses is widened and recounted; the values never change)."""
+
+
+def _adaptive_counts_compiled(m: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_adaptive_counts` on CPU: selection without sorting (:mod:`vssl_helpers._run_kernels`)."""
+    from vssl_helpers import _run_kernels
+
+    y0, y1, ty, start, stop, upper, _, _ = _kernel_axes(m.shape[1], m.shape[2])
+    inter, area = _run_kernels.adaptive_counts(
+        np.ascontiguousarray(m.numpy()), y0, y1, ty, start, stop, upper, _column_weights(m.shape[2]),
+        *_gt_arrays(gt), ADAPTIVE_MARGIN_SD,
+    )
+    return torch.from_numpy(inter), torch.from_numpy(area)
 
 
 def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
