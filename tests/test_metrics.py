@@ -379,6 +379,48 @@ def test_adaptive_kernel_exact_whatever_its_sampled_bracket(shape, margin_sd, mo
     assert_same(M.ciou_adaptive(maps, gt), adaptive_ref(maps, gt))
 
 
+def _masks_from_prepared(p: M.PreparedGt) -> np.ndarray:
+    """Rebuild masks from the row form, pixel by pixel: a run, or differences of prefix sums."""
+    out = np.zeros(p.masks.shape, dtype=bool)
+    for i in range(len(p)):
+        for y in range(SIZE):
+            r = p.ref[i, y]
+            if r >= 0:
+                out[i, y] = np.diff(p.table[r]) == 1
+            else:
+                out[i, y, p.run_lo[i, y] : p.run_hi[i, y]] = True
+    return out
+
+
+def test_prepared_gt_holds_the_masks_and_scores_the_same(counting_path):
+    rng = np.random.default_rng(41)
+    b = 14
+    gt = random_boxes_gt(rng, b)  # unions of boxes: rows of one run and of two
+    gt[0] = False
+    gt[1] = True
+    gt[2] = rng.random((SIZE, SIZE)) < 0.3  # ragged rows everywhere
+    gt[3, ::2] = False  # alternate rows
+    gt[4] = False
+    gt[4, :, 223] = True  # last column only
+    prepared = M.prepare_gt(gt)
+    assert len(prepared) == b and prepared.area.tolist() == gt.reshape(b, -1).sum(1).tolist()
+    np.testing.assert_array_equal(_masks_from_prepared(prepared), gt)
+    assert (prepared.ref[:2] < 0).all() and (prepared.ref[2] >= 0).any()
+    maps = dyadic_maps(rng, b, 14)
+    for thr in (0.3, 0.5):
+        assert torch.equal(M.ciou(maps, prepared, thr, empty_gt="zero"), M.ciou(maps, gt, thr, empty_gt="zero"))
+        assert_same(M.ciou(maps, prepared, thr), ciou_ref(maps, gt, thr))
+    assert_same(M.ciou_adaptive(maps, prepared), adaptive_ref(maps, gt))
+    assert_same(M.ciou(maps[5:9], prepared[5:9], 0.4), ciou_ref(maps[5:9], gt[5:9], 0.4))  # a slice
+    assert M.count_empty_gt(prepared) == 1
+    with pytest.raises(ValueError, match="gt: batch size 14 does not match maps' batch size 3"):
+        M.ciou(maps[:3], prepared, 0.5)
+    with pytest.raises(ValueError, match="gt: expected a boolean mask"):
+        M.prepare_gt(gt.astype(np.uint8))
+    with pytest.raises(ValueError, match="only slices"):
+        prepared[3]  # type: ignore[index]
+
+
 def test_top_m_selection_and_sort_paths_agree():
     # the CPU path (selection) and the GPU path (stable sort) must give the same masks, ties included
     rng = np.random.default_rng(4)
@@ -420,6 +462,8 @@ def test_compiled_kernels_equal_the_tensor_code(shape, monkeypatch):
         got[flag] = (
             M.ciou(maps, gt, thr, empty_gt="zero"), M.pia(maps, thr), M.map_iou(maps, maps_b, thr),
             M.ciou_adaptive(maps, gt, empty_gt="match_empty"),
+            M.ciou(maps, M.prepare_gt(gt), thr, empty_gt="zero"),
+            M.ciou_adaptive(maps, M.prepare_gt(gt), empty_gt="match_empty"),
         )
     for compiled, tensor in zip(got[True], got[False]):
         assert torch.equal(compiled, tensor)

@@ -15,7 +15,30 @@ against the per-pixel references. Kernels are compiled on first use and cached o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, y, x):  # noqa: ARG001 (numba's intrinsic signature)
+    """Hint the CPU to fetch ``arr[i, y, x]`` into cache (LLVM's prefetch; no load, never faults).
+    The positive kernel streams each 50 KB GT mask from memory; fetching the next map's mask while
+    the current map's runs are computed overlaps the two."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:]), wraparound=False)
+        byte_ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read access, locality 2 (keep in L2), data cache
+        builder.call(fn, [byte_ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, i, y, x), codegen
 
 
 @njit(inline="always", cache=True)
@@ -50,13 +73,24 @@ def _rows_by_column(m: np.ndarray, y0: np.ndarray, y1: np.ndarray, ty: np.ndarra
             out[j, y] = (1.0 - ty[y]) * np.float64(m[y0[y], j]) + ty[y] * np.float64(m[y1[y], j])
 
 
+# ----------------------------------------------------------------------------------------------
+# The GT as the kernels read it: per row, its pixels as one run [run_lo, run_hi) when they are one
+# run (every row of a box, most rows of a union of boxes; an empty row is an empty run), else a
+# reference ``ref[y] >= 0`` into a table of prefix sums (``table[ref[y], x]`` = GT pixels left of x).
+# Raw masks are converted per map into scratch; :func:`prepare_gt` converts a batch once.
+# ----------------------------------------------------------------------------------------------
 @njit(inline="always", cache=True)
-def _gt_rows(words: np.ndarray, mask: np.ndarray, prefix: np.ndarray, row_id: np.ndarray, row_sum: np.ndarray) -> int:
-    """Read one GT mask once: prefix sums of its distinct rows (``prefix[row_id[y]]``; a row equal
-    to the row above, compared as machine words, shares them), each row's count, and the area."""
+def _gt_rows(
+    words: np.ndarray, mask: np.ndarray, table: np.ndarray, run_lo: np.ndarray, run_hi: np.ndarray, ref: np.ndarray
+) -> tuple[int, int]:
+    """Read one mask once into the row form; ``table`` gets the prefix sums of its distinct rows
+    (a row equal to the row above, compared as machine words, shares them). Returns (area, number
+    of distinct rows in ``table``)."""
     size = mask.shape[0]
     k = -1
     n_gt = 0
+    r0 = 0
+    r1 = 0
     for y in range(size):
         same = y > 0
         if same:
@@ -67,14 +101,101 @@ def _gt_rows(words: np.ndarray, mask: np.ndarray, prefix: np.ndarray, row_id: np
         if not same:
             k += 1
             acc = 0
-            prefix[k, 0] = 0
+            first = size
+            last = -1
+            table[k, 0] = 0
             for x in range(size):
-                acc += mask[y, x]
-                prefix[k, x + 1] = acc
-        row_id[y] = k
-        row_sum[y] = prefix[k, size]
-        n_gt += prefix[k, size]
-    return n_gt
+                on = mask[y, x]
+                acc += on
+                table[k, x + 1] = acc
+                if on:
+                    first = min(first, x)
+                    last = x
+            r0, r1 = (0, 0) if acc == 0 else ((first, last + 1) if acc == last + 1 - first else (-1, -1))
+        n_gt += table[k, size]
+        run_lo[y] = max(r0, 0)
+        run_hi[y] = max(r1, 0)
+        ref[y] = k if r0 < 0 else -1
+    return n_gt, k + 1
+
+
+@njit(inline="always", cache=True)
+def _gt_count(y: int, lo: int, hi: int, run_lo: np.ndarray, run_hi: np.ndarray, ref: np.ndarray, table: np.ndarray) -> int:
+    """GT pixels of row ``y`` in columns ``[lo, hi)`` (``lo <= hi``)."""
+    r = ref[y]
+    if r >= 0:
+        return table[r, hi] - table[r, lo]
+    return max(min(hi, run_hi[y]) - max(lo, run_lo[y]), 0)
+
+
+@njit(parallel=True, cache=True)
+def prepare_gt(words: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of masks in the row form: (area, run_lo, run_hi, ref, table), ``ref`` indexing the
+    one shared ``table`` (only rows that are not one run are in it)."""
+    b, size, _ = masks.shape
+    area = np.zeros(b, np.int64)
+    run_lo = np.zeros((b, size), np.int64)
+    run_hi = np.zeros((b, size), np.int64)
+    ref = np.zeros((b, size), np.int64)
+    n_rows = np.zeros(b, np.int64)
+    for i in prange(b):
+        scratch = np.empty((size, size + 1), np.int64)
+        n_gt, _ = _gt_rows(words[i], masks[i], scratch, run_lo[i], run_hi[i], ref[i])
+        area[i] = n_gt
+        seen = -1
+        for y in range(size):  # distinct rows that are not one run, in order
+            if ref[i, y] > seen:
+                seen = ref[i, y]
+                n_rows[i] += 1
+    offset = np.zeros(b + 1, np.int64)
+    offset[1:] = np.cumsum(n_rows)
+    table = np.zeros((max(offset[b], 1), size + 1), np.int64)
+    for i in prange(b):
+        if n_rows[i] == 0:
+            continue
+        scratch = np.empty((size, size + 1), np.int64)
+        _gt_rows(words[i], masks[i], scratch, run_lo[i], run_hi[i], ref[i])
+        seen = -1
+        k = offset[i] - 1
+        for y in range(size):
+            r = ref[i, y]
+            if r < 0:
+                continue
+            if r > seen:
+                seen = r
+                k += 1
+                table[k] = scratch[r]
+            ref[i, y] = k
+    return area, run_lo, run_hi, ref, table
+
+
+@njit(inline="always", cache=True)
+def _gt_of_map(
+    i: int, words: np.ndarray, masks: np.ndarray, p_area: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray,
+    p_ref: np.ndarray, p_table: np.ndarray, table: np.ndarray, run_lo: np.ndarray, run_hi: np.ndarray, ref: np.ndarray,
+) -> int:
+    """Map ``i``'s GT in the row form, in per-thread scratch: converted from its raw mask, or copied
+    from a prepared batch (the rows that are not one run, usually none, copied into ``table``).
+    Returns its area. (Always the same scratch arrays, so that the kernels' loops see one set of
+    arrays and stay vectorised.)"""
+    if masks.shape[0] > 0:
+        n_gt, _ = _gt_rows(words[i], masks[i], table, run_lo, run_hi, ref)
+        return n_gt
+    k = -1
+    seen = -1
+    for y in range(run_lo.shape[0]):
+        run_lo[y] = p_lo[i, y]
+        run_hi[y] = p_hi[i, y]
+        r = p_ref[i, y]
+        if r >= 0:
+            if r != seen:
+                seen = r
+                k += 1
+                table[k] = p_table[r]
+            ref[y] = k
+        else:
+            ref[y] = -1
+    return p_area[i]
 
 
 @njit(parallel=True, cache=True)
@@ -91,16 +212,24 @@ def active_counts(
     scale: float,  # size / w
     gt_words: np.ndarray,  # B x size x words uint64 (the GT rows as bytes), or 0 x 0 x 0
     gt: np.ndarray,  # B x size x size uint8, or 0 x 0 x 0
+    p_area: np.ndarray,  # a prepared GT (prepare_gt), or empty arrays
+    p_lo: np.ndarray,
+    p_hi: np.ndarray,
+    p_ref: np.ndarray,
+    p_table: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per map: active pixels, active pixels inside the GT, GT area (the last two 0 without GT).
 
-    Maps are taken in chunks per thread, with scratch allocated once per chunk. Per map: its GT rows
-    (a row equal to the one above shares its prefix sums), then per column piece the runs of all
-    224 rows in one loop over contiguous float64 columns, which the compiler vectorises.
+    Maps are taken in chunks per thread, with scratch allocated once per chunk. Per map: its GT in
+    the row form (from the raw mask, or prepared), then per column piece the runs of all 224 rows in
+    one loop over contiguous float64 columns, which the compiler vectorises, and their overlap with
+    the GT rows that are one run, also vectorised. A raw mask is streamed from memory: the mask two
+    maps ahead is prefetched while this map's runs are computed.
     """
     b, _, w = maps.shape
     size = y0.shape[0]
-    has_gt = gt.shape[0] > 0
+    raw = gt.shape[0] > 0
+    has_gt = raw or p_area.shape[0] > 0
     active = np.zeros(b, np.int64)
     inter = np.zeros(b, np.int64)
     area = np.zeros(b, np.int64)
@@ -109,14 +238,21 @@ def active_counts(
         cols = np.empty((w, size), np.float64)
         lo = np.empty(size, np.int64)
         hi = np.empty(size, np.int64)
-        prefix = np.empty((size if has_gt else 1, size + 1), np.int64)
-        row_id = np.zeros(size, np.int64)
-        row_sum = np.zeros(size, np.int64)
+        table = np.empty((size if has_gt else 1, size + 1), np.int64)
+        run_lo = np.zeros(size, np.int64)
+        run_hi = np.zeros(size, np.int64)
+        ref = np.zeros(size, np.int64)
+        ragged = np.zeros(size, np.int64)
         for i in range(c * chunk, min((c + 1) * chunk, b)):
             theta = thr[i]
             n_gt = 0
+            n_ragged = 0
             if has_gt:
-                n_gt = _gt_rows(gt_words[i], gt[i], prefix, row_id, row_sum)
+                n_gt = _gt_of_map(i, gt_words, gt, p_area, p_lo, p_hi, p_ref, p_table, table, run_lo, run_hi, ref)
+                for y in range(size):
+                    if ref[y] >= 0:
+                        ragged[n_ragged] = y
+                        n_ragged += 1
             area[i] = n_gt
             if maps[i].max() <= theta:
                 continue
@@ -128,6 +264,10 @@ def active_counts(
             n_act = 0
             n_in = 0
             for j in range(w):
+                if raw and i + 2 < b:  # a share of the rows of the mask two maps ahead
+                    for y in range(j * size // w, (j + 1) * size // w):
+                        for x in range(0, size, 64):
+                            _prefetch(gt, i + 2, y, x)
                 u = upper[j]
                 s0 = start[j]
                 s1 = stop[j]
@@ -137,9 +277,11 @@ def active_counts(
                 for y in range(size):
                     n_act += hi[y] - lo[y]
                 if has_gt:
-                    for y in range(size):
-                        if row_sum[y] > 0:
-                            n_in += prefix[row_id[y], hi[y]] - prefix[row_id[y], lo[y]]
+                    for y in range(size):  # rows that are one GT run (others have an empty one)
+                        n_in += max(min(hi[y], run_hi[y]) - max(lo[y], run_lo[y]), 0)
+                    for q in range(n_ragged):
+                        y = ragged[q]
+                        n_in += table[ref[y], hi[y]] - table[ref[y], lo[y]]
             active[i] = n_act
             inter[i] = n_in
     return active, inter, area
@@ -212,8 +354,13 @@ def adaptive_counts(
     stop: np.ndarray,
     upper: np.ndarray,
     tx: np.ndarray,  # size float64: each output column's weight within its piece
-    gt_words: np.ndarray,  # B x size x words uint64
-    gt: np.ndarray,  # B x size x size uint8
+    gt_words: np.ndarray,  # B x size x words uint64, or 0 x 0 x 0
+    gt: np.ndarray,  # B x size x size uint8, or 0 x 0 x 0
+    p_area: np.ndarray,  # a prepared GT (prepare_gt), or empty arrays
+    p_lo: np.ndarray,
+    p_hi: np.ndarray,
+    p_ref: np.ndarray,
+    p_table: np.ndarray,
     margin_sd: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per map: pixels of the top-M set inside the GT, and M (the GT area).
@@ -244,9 +391,10 @@ def adaptive_counts(
         slope = np.empty(size, np.float64)
         n_hi = np.empty((w, size), np.int64)
         n_lo = np.empty((w, size), np.int64)
-        prefix = np.empty((size, size + 1), np.int64)
-        row_id = np.zeros(size, np.int64)
-        row_sum = np.zeros(size, np.int64)
+        table = np.empty((size, size + 1), np.int64)
+        run_lo = np.zeros(size, np.int64)
+        run_hi = np.zeros(size, np.int64)
+        ref = np.zeros(size, np.int64)
         hist = np.zeros(_BINS, np.int64)
         seg_y = np.empty(size * w, np.int64)
         seg_j = np.empty(size * w, np.int64)
@@ -255,7 +403,7 @@ def adaptive_counts(
         tied_v = np.empty(n_px, np.float64)
         tied_g = np.empty(n_px, np.uint8)
         for i in range(c * chunk, min((c + 1) * chunk, b)):
-            n_gt = _gt_rows(gt_words[i], gt[i], prefix, row_id, row_sum)
+            n_gt = _gt_of_map(i, gt_words, gt, p_area, p_lo, p_hi, p_ref, p_table, table, run_lo, run_hi, ref)
             area[i] = n_gt
             if n_gt == 0 or n_gt == n_px:
                 inter[i] = n_gt
@@ -270,8 +418,8 @@ def adaptive_counts(
                 full, part = n_gt // size, n_gt % size
                 n_in = 0
                 for y in range(full):
-                    n_in += row_sum[y]
-                inter[i] = n_in + (prefix[row_id[full], part] if part > 0 else 0)
+                    n_in += _gt_count(y, 0, size, run_lo, run_hi, ref, table)
+                inter[i] = n_in + (_gt_count(full, 0, part, run_lo, run_hi, ref, table) if part > 0 else 0)
                 continue
             inv = _BINS / (hi - lo)
             # 1. bracket from a grid sample
@@ -329,7 +477,6 @@ def adaptive_counts(
             n_in = 0
             n_seg = 0
             for y in range(size):
-                p = prefix[row_id[y]]
                 for j in range(w):
                     s0 = start[j]
                     s1 = stop[j]
@@ -337,10 +484,10 @@ def adaptive_counts(
                     d = cols[upper[j], y] - a
                     if d >= 0.0:  # non-decreasing along the segment: the runs end at s1
                         first, last = s1 - n_lo[j, y], s1 - n_hi[j, y]
-                        n_in += p[s1] - p[last]
+                        n_in += _gt_count(y, last, s1, run_lo, run_hi, ref, table)
                     else:
                         first, last = s0 + n_hi[j, y], s0 + n_lo[j, y]
-                        n_in += p[first] - p[s0]
+                        n_in += _gt_count(y, s0, first, run_lo, run_hi, ref, table)
                     if last > first:
                         seg_y[n_seg] = y
                         seg_j[n_seg] = j
@@ -364,10 +511,10 @@ def adaptive_counts(
                     v = a + tx[x] * d
                     kv = _bin(v, base, inv_c)
                     if kv > k:
-                        n_in += gt[i, y, x]
+                        n_in += _gt_count(y, x, x + 1, run_lo, run_hi, ref, table)
                     elif kv == k:
                         tied_v[n_tied] = -v
-                        tied_g[n_tied] = gt[i, y, x]
+                        tied_g[n_tied] = _gt_count(y, x, x + 1, run_lo, run_hi, ref, table)
                         n_tied += 1
             order = np.argsort(tied_v[:n_tied], kind="mergesort")
             for q in range(need):

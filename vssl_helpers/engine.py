@@ -235,8 +235,9 @@ def summarize_extended(
     """
     t = float(threshold)
     s_count, n = maps.noise.shape[:2]
-    ious = M.ciou(maps.positive, gt, t, empty_gt)
-    ious_adap = M.ciou_adaptive(maps.positive, gt, empty_gt)
+    gt_rows = M.prepare_gt(gt)  # read once for both positive scores
+    ious = M.ciou(maps.positive, gt_rows, t, empty_gt)
+    ious_adap = M.ciou_adaptive(maps.positive, gt_rows, empty_gt)
     n_empty = M.count_empty_gt(gt)
     pos_max = per_sample_max(maps.positive)
     sil = {"pia": M.pia(maps.silence, t), "max": per_sample_max(maps.silence),

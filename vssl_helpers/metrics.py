@@ -40,6 +40,8 @@ __all__ = [
     "METRIC_CARDS",
     "as_maps",
     "as_gt",
+    "PreparedGt",
+    "prepare_gt",
     "upsample",
     "binarize",
     "mask_iou",
@@ -121,9 +123,10 @@ def as_maps(maps: torch.Tensor | np.ndarray, name: str = "maps") -> torch.Tensor
     return t.float()
 
 
-def as_gt(gt: torch.Tensor | np.ndarray, batch: int | None = None, name: str = "gt") -> torch.Tensor:
-    """Validate a batch of GT masks: boolean, ``B × 224 × 224``, ``B == batch`` when given."""
-    t = _to_tensor(gt, name)
+def as_gt(gt: "torch.Tensor | np.ndarray | PreparedGt", batch: int | None = None, name: str = "gt") -> torch.Tensor:
+    """Validate a batch of GT masks: boolean, ``B × 224 × 224``, ``B == batch`` when given (a
+    :class:`PreparedGt` stands for its masks)."""
+    t = gt.masks if isinstance(gt, PreparedGt) else _to_tensor(gt, name)
     if t.dtype != torch.bool:
         raise ValueError(f"{name}: expected a boolean mask, got dtype {t.dtype} (use gt > 0 or gt.bool())")
     if t.ndim != 3 or tuple(t.shape[1:]) != (GT_SIZE, GT_SIZE):
@@ -131,6 +134,51 @@ def as_gt(gt: torch.Tensor | np.ndarray, batch: int | None = None, name: str = "
     if batch is not None and t.shape[0] != batch:
         raise ValueError(f"{name}: batch size {t.shape[0]} does not match maps' batch size {batch}")
     return t
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedGt:
+    """A batch of GT masks converted once, for scoring them many times on CPU.
+
+    Pass it to :func:`ciou` or :func:`ciou_adaptive` in place of the masks; the values are the same.
+    A test set's GT does not change across models, thresholds and seeds, while the compiled kernels
+    would otherwise re-read each 50 KB mask from memory for every call (with the masks, a positive
+    map's score costs about as much memory traffic as arithmetic). Form: per row, its pixels as one
+    run ``[run_lo, run_hi)`` when they are one run (every row of a box; an empty row is an empty
+    run), else ``ref >= 0``, a row of ``table``, the prefix sums of that row. Slicing with a
+    ``slice`` gives the prepared GT of those samples. Build with :func:`prepare_gt`.
+    """
+
+    masks: torch.Tensor  # B x 224 x 224 bool on CPU, validated (the tensor path and CUDA use it)
+    area: np.ndarray  # B int64
+    run_lo: np.ndarray  # B x 224 int64
+    run_hi: np.ndarray  # B x 224 int64
+    ref: np.ndarray  # B x 224 int64
+    table: np.ndarray  # K x 225 int64
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+    def __getitem__(self, index: slice) -> "PreparedGt":
+        if not isinstance(index, slice):
+            raise ValueError(f"PreparedGt: only slices are supported, got {type(index).__name__}")
+        return PreparedGt(self.masks[index], self.area[index], self.run_lo[index], self.run_hi[index],
+                          self.ref[index], self.table)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The kernels' prepared-GT arguments."""
+        return self.area, self.run_lo, self.run_hi, self.ref, self.table
+
+
+def prepare_gt(gt: torch.Tensor | np.ndarray) -> PreparedGt:
+    """Validate GT masks (as :func:`as_gt`) and convert them once for repeated scoring (see
+    :class:`PreparedGt`). Costs about one read of the masks."""
+    from vssl_helpers import _run_kernels
+
+    g = as_gt(gt).cpu()
+    pixels = np.ascontiguousarray(g.numpy()).view(np.uint8)
+    area, run_lo, run_hi, ref, table = _run_kernels.prepare_gt(pixels.view(np.uint64), pixels)
+    return PreparedGt(g, area, run_lo, run_hi, ref, table)
 
 
 def _as_threshold(threshold: float | torch.Tensor | np.ndarray, batch: int, device: torch.device) -> torch.Tensor:
@@ -293,10 +341,12 @@ def _mask_area(gt: torch.Tensor) -> torch.Tensor:
 
 
 def _active_counts(
-    m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray, gt: torch.Tensor | None = None
+    m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray, gt: torch.Tensor | None = None,
+    prepared: PreparedGt | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Per map: number of active pixels after upsampling and ``> threshold``; when ``gt`` is given,
-    also the number of those inside the GT and the GT area.
+    also the number of those inside the GT and the GT area (``prepared``: the same GT, prepared,
+    which the compiled kernels read instead).
 
     Interpolated values lie in each map's native [min, max], so a map whose native max is
     ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
@@ -310,7 +360,7 @@ def _active_counts(
     b = m.shape[0]
     thr = _as_threshold(threshold, b, m.device).view(b)
     if _compiled(m.device):
-        return _active_counts_compiled(m, thr, gt)
+        return _active_counts_compiled(m, thr, gt, prepared)
     flat = m.flatten(1)
     none_on = flat.amax(1) <= thr
     all_on = flat.amin(1) > thr
@@ -371,24 +421,31 @@ def _column_weights(w: int, size: int = GT_SIZE) -> np.ndarray:
     return (src - src.floor()).numpy()
 
 
-def _gt_arrays(gt: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-    """A GT batch as the kernels read it: its rows as machine words (for comparing rows) and as
-    bytes; two empty arrays without a GT."""
+_NO_PREPARED = (np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64),
+                np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64))
+
+
+def _gt_arrays(gt: torch.Tensor | None, prepared: PreparedGt | None = None) -> tuple[np.ndarray, ...]:
+    """A GT batch as the kernels take it: the raw masks as machine words (for comparing rows) and
+    as bytes, then the five arrays of a prepared GT; the unused ones empty."""
+    no_masks = (np.zeros((0, 0, 0), np.uint64), np.zeros((0, 0, 0), np.uint8))
+    if prepared is not None:
+        return no_masks + prepared.arrays()
     if gt is None:
-        return np.zeros((0, 0, 0), np.uint64), np.zeros((0, 0, 0), np.uint8)
+        return no_masks + _NO_PREPARED
     pixels = np.ascontiguousarray(gt.numpy()).view(np.uint8)
-    return pixels.view(np.uint64), pixels  # 224 bytes per row = 28 words
+    return (pixels.view(np.uint64), pixels) + _NO_PREPARED  # 224 bytes per row = 28 words
 
 
 def _active_counts_compiled(
-    m: torch.Tensor, thr: torch.Tensor, gt: torch.Tensor | None
+    m: torch.Tensor, thr: torch.Tensor, gt: torch.Tensor | None, prepared: PreparedGt | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """:func:`_active_counts` on CPU: the row runs of :func:`_row_runs` fused per map in compiled
     code (:mod:`vssl_helpers._run_kernels`), the GT read through prefix sums of its distinct rows."""
     from vssl_helpers import _run_kernels
 
     axes = _kernel_axes(m.shape[1], m.shape[2])
-    active, inter, area = _run_kernels.active_counts(np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt))
+    active, inter, area = _run_kernels.active_counts(np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt, prepared))
     if gt is None:
         return torch.from_numpy(active), None, None
     return torch.from_numpy(active), torch.from_numpy(inter), torch.from_numpy(area)
@@ -427,7 +484,7 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor, empty_gt: EmptyGtRule = "excl
 
 def ciou(
     maps: torch.Tensor | np.ndarray,
-    gt: torch.Tensor | np.ndarray,
+    gt: torch.Tensor | np.ndarray | PreparedGt,
     threshold: float | torch.Tensor | np.ndarray,
     empty_gt: EmptyGtRule = "exclude",
 ) -> torch.Tensor:
@@ -437,10 +494,11 @@ def ciou(
 
     where :math:`\hat S_i` is the map upsampled to 224 × 224 (:func:`upsample`) and :math:`G_i` the
     GT mask. Aggregate with :func:`mean_iou` (Table I "cIoU U. th."), :func:`success_rate` or :func:`auc`.
+    ``gt`` may be a :class:`PreparedGt` (faster when the same GT is scored many times).
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    active, inter, area = _active_counts(m, threshold, g)
+    active, inter, area = _active_counts(m, threshold, g, gt if isinstance(gt, PreparedGt) else None)
     return _iou_from_counts(active, inter, area, empty_gt)  # type: ignore[arg-type]
 
 
@@ -511,7 +569,7 @@ def _top_m_by_selection(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
 
 def ciou_adaptive(
     maps: torch.Tensor | np.ndarray,
-    gt: torch.Tensor | np.ndarray,
+    gt: torch.Tensor | np.ndarray | PreparedGt,
     empty_gt: EmptyGtRule = "exclude",
 ) -> torch.Tensor:
     r"""Per-sample IoU of the top-M pixels with the GT, M = GT area (the adaptive threshold of [22]).
@@ -526,11 +584,14 @@ def ciou_adaptive(
 
     This needs the GT size, i.e. a prior on the sounding object; Table I's "cIoU Adap." is
     :func:`success_rate` of these values (fraction >= 0.5), "AUC Adap." is :func:`auc` of them.
-    An empty GT gives an empty prediction, scored by ``empty_gt``.
+    An empty GT gives an empty prediction, scored by ``empty_gt``. ``gt`` may be a :class:`PreparedGt`.
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    inter, area = (_adaptive_counts_compiled if _compiled(m.device) else _adaptive_counts)(m, g)
+    if _compiled(m.device):
+        inter, area = _adaptive_counts_compiled(m, g, gt if isinstance(gt, PreparedGt) else None)
+    else:
+        inter, area = _adaptive_counts(m, g)
     return _iou_from_counts(area, inter, area, empty_gt)
 
 
@@ -552,14 +613,16 @@ ADAPTIVE_MARGIN_SD = 4.0
 rank: a speed setting only (a bracket that misses is widened and recounted; the values never change)."""
 
 
-def _adaptive_counts_compiled(m: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _adaptive_counts_compiled(
+    m: torch.Tensor, gt: torch.Tensor, prepared: PreparedGt | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_adaptive_counts` on CPU: selection without sorting (:mod:`vssl_helpers._run_kernels`)."""
     from vssl_helpers import _run_kernels
 
     y0, y1, ty, start, stop, upper, _, _ = _kernel_axes(m.shape[1], m.shape[2])
     inter, area = _run_kernels.adaptive_counts(
         np.ascontiguousarray(m.numpy()), y0, y1, ty, start, stop, upper, _column_weights(m.shape[2]),
-        *_gt_arrays(gt), ADAPTIVE_MARGIN_SD,
+        *_gt_arrays(gt, prepared), ADAPTIVE_MARGIN_SD,
     )
     return torch.from_numpy(inter), torch.from_numpy(area)
 

@@ -180,10 +180,11 @@ def threshold_sweep(maps: "ExtendedMaps", gt: "torch.Tensor", thresholds: "Seque
     s = maps.noise.shape[0] if seeds is None else max(1, min(int(seeds), maps.noise.shape[0]))
     negs = {"silence": maps.silence, "noise": maps.noise[:s].reshape(-1, *maps.noise.shape[2:]),
             "offscreen": maps.offscreen[:s].reshape(-1, *maps.offscreen.shape[2:])}
+    gt_rows = M.prepare_gt(gt)  # the same GT at every threshold: read it once
     rows = []
     for t in thresholds:
         t = float(t)
-        ious = M.ciou(maps.positive, gt, t)
+        ious = M.ciou(maps.positive, gt_rows, t)
         pias = {k: float(M.pia(v, t).mean()) for k, v in negs.items()}
         row = {"threshold": t, "ciou": 100 * M.mean_iou(ious)}
         row.update({f"pia_{k}": 100 * v for k, v in pias.items()})
