@@ -1,12 +1,19 @@
 """Compiled CPU kernels behind :mod:`vssl_helpers.metrics` (Numba).
 
-They compute exactly what the tensor code of :func:`vssl_helpers.metrics._row_runs` computes: for
-each output row, the map interpolated along rows (float64), then per column piece the one run of
-pixels above the threshold, in closed form. Fused per map: the row-interpolated map (224 × w
-float64) lives in per-thread scratch, the runs of one piece for all rows are one vectorised loop, and
-the GT is read once per map through prefix sums of its *distinct* rows (a union of boxes has a
-handful; a row equal to the row above reuses its sums), so a positive map costs a few microseconds
-instead of the 50 k pixel operations of upsampling it.
+:func:`active_counts` (cIoU, pIA) and :func:`pair_counts` (map-vs-map IoU) compute exactly what the
+tensor code of :func:`vssl_helpers.metrics._row_runs` computes: for each output row, the map
+interpolated along rows (float64), then per column piece the one run of pixels above the threshold,
+in closed form. Fused per map: the row-interpolated map (224 × w float64) lives in per-thread
+scratch, and the runs of one piece for all rows are one vectorised loop, so a map costs a few
+microseconds instead of the 50 k pixel operations of upsampling it.
+
+The GT is read in a *row form*: per row, its pixels as one run when they are (every row of a box),
+else a row of prefix sums; a raw mask is converted per map (a row equal to the row above, compared
+as machine words, is not re-read), a batch can be converted once (:func:`prepare_gt`), and the overlap
+of an active run with a GT run is arithmetic.
+
+:func:`adaptive_counts` (top-M IoU) selects the M best pixels without sorting the map (a sampled
+bracket of the M-th value, one exact counting pass, a histogram of the few pixels in the bracket).
 
 The tensor code stays the definition (and the CUDA path); ``tests/test_metrics.py`` checks both
 against the per-pixel references. Kernels are compiled on first use and cached on disk by Numba.
