@@ -879,6 +879,8 @@ METRIC_CARDS: dict[str, MetricCard] = {
             caveats=(
                 "Assumes the object is visible and its size known: it cannot be used on negative audio.",
                 "Exactly M pixels are activated, ties broken by raster order (the paper's code activates M−1).",
+                "Pixels are ranked on their float64 upsampled values; CPU and CUDA round them differently, "
+                "so they could rank two pixels whose values agree to ~1e-16 differently (exact ties are exact in both).",
             ),
         ),
         MetricCard(
