@@ -352,7 +352,7 @@ def _active_counts(
     ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
     those are settled from the native map alone (at the universal threshold this is most negatives,
     at least 75 % of the decisive type by construction). On CPU every map goes through the compiled
-    kernel (:func:`_active_counts_compiled`: row runs, GT prefix sums of its distinct rows). On other
+    kernel (:func:`_active_counts_compiled`: row runs, the GT in row form). On other
     devices, without a GT the other maps are counted from their row runs (:func:`_row_runs`, no
     224 × 224 map is formed); with a GT they are upsampled in chunks and compared pixel by pixel,
     which suits a GPU.
@@ -441,11 +441,14 @@ def _active_counts_compiled(
     m: torch.Tensor, thr: torch.Tensor, gt: torch.Tensor | None, prepared: PreparedGt | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """:func:`_active_counts` on CPU: the row runs of :func:`_row_runs` fused per map in compiled
-    code (:mod:`vssl_helpers._run_kernels`), the GT read through prefix sums of its distinct rows."""
+    code (:mod:`vssl_helpers._run_kernels`), the GT read in its row form (from the raw masks, or
+    from ``prepared``)."""
     from vssl_helpers import _run_kernels
 
     axes = _kernel_axes(m.shape[1], m.shape[2])
-    active, inter, area = _run_kernels.active_counts(np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt, prepared))
+    active, inter, area = _run_kernels.active_counts(
+        np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt, prepared)
+    )
     if gt is None:
         return torch.from_numpy(active), None, None
     return torch.from_numpy(active), torch.from_numpy(inter), torch.from_numpy(area)
