@@ -154,6 +154,7 @@ def prepare_gt(words: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.nda
             if ref[i, y] > seen:
                 seen = ref[i, y]
                 n_rows[i] += 1
+    # second pass only for masks with such rows (none for boxes): the table's size is known now
     offset = np.zeros(b + 1, np.int64)
     offset[1:] = np.cumsum(n_rows)
     table = np.zeros((max(offset[b], 1), size + 1), np.int64)

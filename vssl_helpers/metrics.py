@@ -245,13 +245,18 @@ def _source_coordinates(n_in: int, n_out: int) -> torch.Tensor:
     return ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
 
 
+def _axis_weights(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per output index: its lower and upper source index (int64) and the upper one's weight
+    (float64), from :func:`_source_coordinates`."""
+    x = _source_coordinates(n_in, n_out)
+    x0 = x.floor().long()
+    return x0, (x0 + 1).clamp(max=n_in - 1), x - x0
+
+
 @functools.lru_cache(maxsize=64)
 def _interp_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``n_out × n_in`` half-pixel bilinear interpolation weights (two non-zeros per row, summing to 1)."""
-    x = _source_coordinates(n_in, n_out)
-    x0 = x.floor().long()
-    x1 = (x0 + 1).clamp(max=n_in - 1)
-    t = x - x0
+    x0, x1, t = _axis_weights(n_in, n_out)
     w = torch.zeros(n_out, n_in, dtype=torch.float64)
     rows = torch.arange(n_out)
     w.index_put_((rows, x0), 1 - t, accumulate=True)
@@ -406,19 +411,16 @@ def _compiled(device: torch.device) -> bool:
 def _kernel_axes(h: int, w: int, size: int = GT_SIZE) -> tuple:
     """The interpolation geometry the compiled kernels take as NumPy arrays: per output row its two
     source rows and the upper one's weight, per column piece (start, stop, upper, offset), scale."""
-    src = _source_coordinates(h, size)
-    y0 = src.floor().long()
-    y1 = (y0 + 1).clamp(max=h - 1)
+    y0, y1, ty = _axis_weights(h, size)
     start, stop, upper = (v.view(-1).numpy() for v in _column_pieces(w, size, torch.device("cpu")))
     offset = _piece_offsets(w, size, torch.device("cpu")).numpy()
-    return y0.numpy(), y1.numpy(), (src - y0).numpy(), start, stop, upper, offset, size / w
+    return y0.numpy(), y1.numpy(), ty.numpy(), start, stop, upper, offset, size / w
 
 
 @functools.lru_cache(maxsize=64)
 def _column_weights(w: int, size: int = GT_SIZE) -> np.ndarray:
     """Each output column's interpolation weight within its piece (float64), for the kernels."""
-    src = _source_coordinates(w, size)
-    return (src - src.floor()).numpy()
+    return _axis_weights(w, size)[2].numpy()
 
 
 _NO_PREPARED = (np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64),
