@@ -285,9 +285,10 @@ def results_header(key: str, short: str) -> str:
     return f"{short} {'↓' if key in LOWER_IS_BETTER else '↑'}"
 
 
-def distinguishing_digits(values: "Sequence[float]", minimum: int = 3, maximum: int = 12) -> int:
+def distinguishing_digits(values: "Sequence[float]", minimum: int = 4, maximum: int = 12) -> int:
     """The fewest significant digits (at least ``minimum``) at which distinct ``values`` print
-    distinctly with ``'{:.{d}g}'``: 0.154 and 0.1549 need 4, where 1 digit would print both as 0.2."""
+    distinctly with ``'{:.{d}g}'``: 0.154 and 0.1549 print as such with 4, where 1 digit would print
+    both as 0.2 (and 3 would show 0.1549 as 0.155)."""
     distinct = {float(v) for v in values if v == v}
     for d in range(minimum, maximum + 1):
         if len({f"{v:.{d}g}" for v in distinct}) == len(distinct):
@@ -334,7 +335,7 @@ def results_table(records: "Sequence[tuple[str, Mapping]]", per_seed: bool = Fal
 def results_table_text(table: pd.DataFrame) -> str:
     """The table as text: metrics with one decimal, the threshold with the significant digits that
     tell its values apart (:func:`distinguishing_digits`), then the legend."""
-    d = distinguishing_digits(table["threshold"].tolist()) if "threshold" in table else 3
+    d = distinguishing_digits(table["threshold"].tolist()) if "threshold" in table else 4
 
     def metric(v: object) -> str:
         return "nan" if v is None or v != v else f"{float(v):.1f}"  # type: ignore[arg-type]
