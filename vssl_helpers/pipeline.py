@@ -211,6 +211,7 @@ def write_real_intro(record: Mapping[str, Any], root: Path, out_dir: Path) -> Pa
     models = ", ".join(m["name"] for m in record["models"])
     sets = " and ".join(t["label"] for t in record["testsets"])
     text = "\n".join([
+        "<!-- vssl-template: vssl_helpers/pipeline.py -->",  # its "Edit this page" (vssl_helpers.sphinx_ext)
         "# vssl-companion on your data", "",
         "A research companion to *A Critical Assessment of Visual Sound Source Localization Models Including",
         "Negative Audio* (Juanola, Haro, Fuentes; ICASSP 2025), built with `vssl book` on real media:",
