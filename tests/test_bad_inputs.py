@@ -217,6 +217,27 @@ def test_output_path_without_permission(cache: Path, capsys: pytest.CaptureFixtu
         locked.chmod(0o700)
 
 
+def _unwritable_folder() -> Path | None:
+    """A folder of this machine where no file can be created (sysfs refuses even root), or None."""
+    for d in (Path("/sys"), Path("/proc")):
+        try:
+            (d / "vssl-probe").write_bytes(b"")
+        except OSError:
+            return d
+        (d / "vssl-probe").unlink(missing_ok=True)
+    return None
+
+
+@pytest.mark.skipif(_unwritable_folder() is None, reason="no folder here refuses new files")
+def test_output_path_that_cannot_be_created(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where = _unwritable_folder()
+    out = where / "vssl-results" / "r.json"
+    assert main(["evaluate", *TINY, "--out", str(out)]) == 2
+    err = _err(capsys)
+    assert err.startswith(f"vssl: error: --out {out}: cannot be created") and str(where) in err
+    assert not (cache / "cache" / "maps").exists()
+
+
 def test_table_output_is_checked_before_reading(stored: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["table", str(stored["results"]), "--out", str(stored["base"] / "t.txt")]) == 2
     assert "--out" in (err := _err(capsys)) and "expected a .csv, .md or .json file name" in err
@@ -254,6 +275,12 @@ def test_nan_audio_names_file_and_sample(cache: Path, media: dict[str, Path], ca
     assert f"{sid}.wav" in err and f"(sample {sid})" in err
     assert "2 NaN/infinite sample value(s), the first at frame 1234" in err and "expected finite samples" in err
     assert _shards(store) == before and not out.exists()
+    # decoded in DataLoader workers: the same one line (torch's re-raised worker traceback is not shown)
+    assert main(["evaluate", "--model", "demo-random", "--testset", "vggss", "--data-root", str(root), "--seeds", "2",
+                 "--shard-size", "2", "--no-progress", "--store", str(store), "--workers", "2"]) == 2
+    err = _err(capsys)
+    assert err.strip().splitlines()[-1].startswith(f"vssl: error: audio file {root / 'audio' / sid}.wav (sample {sid})")
+    assert "Original Traceback" not in err and _shards(store) == before
 
 
 def test_read_audio_refuses_nan_and_truncated_files(tmp_path: Path) -> None:

@@ -266,7 +266,8 @@ def check_output_path(path: str | Path, option: str = "--out") -> Path:
     """Refuse, before any work, an output file that could not be written at the end.
 
     Refused: an existing folder, a path below a file, a folder that cannot be created or written
-    (permissions), an existing file that is not writable.
+    (permissions, a read-only file system: a probe file is created and removed in the nearest
+    existing folder), an existing file that is not writable.
 
     Raises:
         InputError: naming ``option``, the path and what was expected.
@@ -283,6 +284,15 @@ def check_output_path(path: str | Path, option: str = "--out") -> Path:
         raise InputError(f"{option} {p}: cannot be created: no permission to write in {parent}")
     if p.exists() and not os.access(p, os.W_OK):
         raise InputError(f"{option} {p}: exists and is not writable")
+    # what permissions do not show (a read-only file system, a full disk): create and remove a probe
+    # file where the first missing folder (or the file) would go; nothing is left behind
+    probe = parent / f".vssl-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as e:
+        raise InputError(f"{option} {p}: cannot be created in {parent}: {e.strerror or e}") from None
+    finally:
+        probe.unlink(missing_ok=True)
     return p
 
 
