@@ -11,7 +11,11 @@ the Jupyter Book (``_config.yml``/``_toc.yml`` at the repository root) with warn
 ``execute`` only executes. With ``--config`` (a :class:`~vssl_helpers.report.runs.BookConfig` file:
 real media folders and checkpoints) the chapters run on the real test sets, once per configured model,
 into ``book/real/``, with a table of contents written there (``book/real/_toc.yml``) and the site built
-into ``_build/real/_build/html``. An executed notebook is reused when it is newer than its template and
+into ``_build/real/_build/html``. Before its first notebook, a real-data book is checked as a whole
+(:func:`vssl_helpers.report.runs.preflight`: media of every set, manifests, every checkpoint loaded
+into its model); a problem exits with status 2 and ``vssl: error: ...``. Its front page
+(``book/real/intro.md``, :func:`write_real_intro`) names the data, the checkpoint files with their
+sha256 and the skipped samples. An executed notebook is reused when it is newer than its template and
 was made from the same template content, parameters and package version (recorded under
 ``metadata.vssl`` of the executed notebook); ``--force`` re-executes everything.
 

@@ -8,6 +8,10 @@ with their checkpoints, on the real **VGG-SS** and/or **IS3** media. Either way 
 through the map store (:func:`vssl_helpers.engine.evaluate_stored`), so the first chapter (or the
 pipeline's ``prepare`` step) computes them and every later chapter reads them back from disk.
 
+Before a real-data book runs its first notebook, :func:`preflight` loads every configured set
+(media check, manifest) and every checkpoint into its model, and returns the build's provenance
+(:func:`provenance_markdown` turns it into the front page's tables).
+
 As in the paper, each model's universal threshold is computed on the VGG-SS(-like) set and applied
 unchanged to the IS3(-like) set (fixed-threshold models keep their fixed value); a real-data book
 without VGG-SS computes it on its first set and says so.
