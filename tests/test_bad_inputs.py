@@ -378,6 +378,21 @@ def test_manifest_that_was_edited(cache: Path, capsys: pytest.CaptureFixture[str
     assert err.startswith(f"vssl: error: --manifest: {f}: content hash") and "edited or corrupted" in err
 
 
+@pytest.mark.parametrize("content, expected", [
+    ("id\tseed\tclip\n", "not a vssl negatives manifest"),
+    ("", "not a vssl negatives manifest"),
+    (b"\xfd7zXZ\x00garbage", "cannot be decompressed"),
+])
+def test_manifest_that_is_not_a_manifest(cache: Path, capsys: pytest.CaptureFixture[str], content: str | bytes,
+                                         expected: str) -> None:
+    f = cache / "m.txt"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["evaluate", *TINY, "--manifest", str(f)]) == 2
+    err = _err(capsys)
+    assert err.startswith(f"vssl: error: --manifest: {f}: ") and expected in err
+    assert not (cache / "cache" / "maps").exists()
+
+
 def test_manifest_of_another_test_set(cache: Path, media: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     from vssl_helpers.negatives import manifest_for_samples
 

@@ -485,6 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             # In a DataLoader worker, torch re-raises with the worker's traceback in the message: keep its last line.
             msg = str(e).strip().splitlines()[-1] if "Original Traceback" in str(e) else str(e)
             msg = msg.split("MediaError: ", 1)[-1]
+            # the traceback's frames hold the DataLoader iterator: free them now, so that its workers
+            # are shut down in order (else torch's queue thread may complain at interpreter exit)
+            e.__traceback__ = None
+            import gc
+
+            gc.collect()
             print(f"vssl: error: {cli_spelling(msg)} (finished shards are kept in the map store; a rerun resumes)",
                   file=sys.stderr)
             return 2
