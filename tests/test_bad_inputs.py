@@ -492,6 +492,15 @@ def test_table_is_readable(stored: dict[str, Path], capsys: pytest.CaptureFixtur
     assert f"{r['per_seed'][1]['auc_n_offscreen']:.1f}" in seed1
 
 
+@pytest.mark.parametrize("content", ['{"model": "x", "pooled": {}, "threshold": {"value": "low"}}', "[1, 2]", "{", ""])
+def test_table_of_a_file_that_is_not_a_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
+    f = tmp_path / "r.json"
+    f.write_text(content)
+    assert main(["table", str(f)]) == 2
+    err = _err(capsys)
+    assert err.startswith(f"vssl: error: {f}: not a results file of `vssl evaluate --out` (expected JSON with model")
+
+
 def test_table_threshold_digits() -> None:
     from vssl_helpers.report.tables import distinguishing_digits
 

@@ -256,7 +256,6 @@ def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
 def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
     """(test set, manifest)."""
     from .inputs import InputError, load_testset
-
     from .testsets.media import MediaError
 
     # without a manifest the defaults apply; with one, the counts it fixes are taken from it
@@ -408,10 +407,13 @@ def _table(paths: Sequence[Path], per_seed: bool) -> Any:
             raise CliError(f"results file not found: {p}")
         try:
             r = json.loads(p.read_text(encoding="utf-8"))
-            r["pooled"], float(r["threshold"]["value"]), r["model"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            ok = isinstance(r, dict) and isinstance(r.get("pooled"), dict) and "model" in r
+            ok = ok and isinstance(r["threshold"]["value"], (int, float))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            ok = False
+        if not ok:
             raise CliError(f"{p}: not a results file of `vssl evaluate --out` (expected JSON with model, threshold.value "
-                           "and pooled)") from None
+                           "and pooled)")
         records.append((p.name if len({q.name for q in paths}) == len(paths) else str(p), r))
     return results_table(records, per_seed)
 
