@@ -7,7 +7,11 @@ line and the real-data book both go through here, so a checkpoint or a data root
 refused the same way everywhere.
 
 Every problem raises :class:`InputError` naming the option (``--checkpoint``, ``data_root`` ...) and
-the value, before any heavy work where possible.
+the value, before any heavy work where possible. The other user inputs of a run are checked here too:
+an output file (:func:`check_output_path`, before computing), a ``--threshold`` number or results
+file (:func:`read_threshold`) and whether a threshold can separate anything
+(:func:`threshold_range_warning`); :func:`skipped_samples` lists what ``on_missing="skip"`` dropped,
+for the results file.
 """
 
 from __future__ import annotations
