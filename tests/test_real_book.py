@@ -154,7 +154,8 @@ def test_real_book_has_every_chapter_for_every_model(real_book: subprocess.Compl
     site = ROOT / "_build" / "real" / "_build" / "html"
     assert real_book.stdout.strip().splitlines()[-1] == str(site / "index.html")
     pages = site / "book" / "real"
-    expected = {"metric_definitions", "dataset_extension", "results_tables", "qualitative_figures",
+    # (intro: the real-data front page, generated with the build's provenance; issue 17 item 7)
+    expected = {"intro", "metric_definitions", "dataset_extension", "results_tables", "qualitative_figures",
                 *(f"threshold_analysis_{m}" for m in MODELS)}
     assert {p.stem for p in pages.glob("*.html")} == expected, "no embedded-benchmark chapter, one threshold page per model"
     table = _text(pages / "results_tables.html")
@@ -179,3 +180,18 @@ def test_real_book_notebooks_record_their_configuration(real_book: subprocess.Co
     assert params["book_config"] == str((out / "book_config.json").resolve()) and params["models"] == list(MODELS)
     toc = (out / "_toc.yml").read_text()
     assert "embedded_benchmark" not in toc and "book/models/ezvsl" in toc and "book/real/threshold_analysis_lvs" in toc
+
+
+def test_real_book_front_page_shows_its_provenance(real_book: subprocess.CompletedProcess[str], data: dict[str, Path]) -> None:
+    """Issue 17 item 7: the front page names the data and every checkpoint file with its sha256, and
+    does not describe the embedded benchmark as the data of every chapter."""
+    site = ROOT / "_build" / "real" / "_build" / "html"
+    assert "book/real/intro.html" in (site / "index.html").read_text(encoding="utf-8")
+    page = (site / "book" / "real" / "intro.html").read_text(encoding="utf-8")
+    text = _text(site / "book" / "real" / "intro.html")
+    for m in MODELS:
+        assert str(data[m].resolve()) in text and file_sha256(data[m]) in text
+    assert str(data["vggss"].resolve()) in text and "6 × 2" in text
+    assert "not on the embedded procedural benchmark" in text and "Skipped samples" in text
+    assert "every later chapter uses by default" not in text
+    assert "vssl_helpers/pipeline.py" in page, "its edit link opens the code that writes it"

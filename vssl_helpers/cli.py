@@ -13,7 +13,9 @@ Examples::
         --checkpoint ezvsl=ezvsl_vggss.pth --checkpoint lvs=lvs_vggss.pth   # the real-data book
 
 Every argument is checked before heavy work starts (unknown model, missing data root or checkpoint, a
-checkpoint that does not fit the model). Maps go to a map store (``--store``, default
+checkpoint that does not fit the model or is not a checkpoint, a malformed ``--threshold`` file, an
+``--out`` that could not be written, a ``--manifest`` that does not belong to the test set). Bad input
+exits with status 2 and one line ``vssl: error: <option or file>: <what was expected>``. Maps go to a map store (``--store``, default
 ``$VSSL_CACHE/maps`` or ``~/.cache/vssl-companion/maps``): a run that is interrupted resumes where it
 stopped, and a finished one is not recomputed.
 """
@@ -30,6 +32,16 @@ from typing import Any, Sequence
 __all__ = ["main", "build_parser", "CliError"]
 
 
+_MIN_AUDIO = 0.5  # = testsets.media.MIN_AUDIO_SECONDS (not imported: --help stays fast); a test checks
+
+
+def cli_spelling(message: str) -> str:
+    """:func:`vssl_helpers.inputs.cli_spelling` (imported on use: ``vssl --help`` stays fast)."""
+    from .inputs import cli_spelling as spell
+
+    return spell(message)
+
+
 class CliError(Exception):
     """A bad argument: printed as ``vssl: error: <message>`` with exit status 2."""
 
@@ -44,11 +56,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", type=Path,
                    help="media folder (vggss: frames/ and audio/; is3: images/ and audio_wav/); required for vggss and is3")
     g.add_argument("--annotations", type=Path, help="annotation file (default: the shipped one, or <data-root>/vggss.json if present)")
-    g.add_argument("--manifest", type=Path, help="negatives manifest file (default: shipped one if it matches, else drawn from the samples)")
-    g.add_argument("--seeds", type=int, default=10, help="negative seeds per sample (default 10, as the paper)")
-    g.add_argument("--n-images", type=int, default=500, help="synthetic only: number of images (default 500)")
-    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise", help="real sets: samples with missing media")
-    g.add_argument("--threshold", help="use this threshold (a number, or a results JSON whose threshold to reuse) instead of the model's rule")
+    g.add_argument("--manifest", type=Path,
+                   help="negatives manifest file, verified against the test set (default: shipped one if it matches, "
+                   "else drawn from the samples); it fixes --seeds and, for synthetic, --n-images")
+    g.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="how many negative seeds per sample (a count: seeds 0..N-1; default 10, as the paper, or the "
+                   "manifest's count)")
+    g.add_argument("--n-images", type=int, default=None, metavar="N",
+                   help="synthetic only: number of images (default 500, or the manifest's count)")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
+                   help="real sets: samples with missing, unreadable, truncated or too short media (audio under "
+                   f"{_MIN_AUDIO} s): stop with a list (raise) or drop them and record their ids in the results file (skip)")
+    g.add_argument("--threshold",
+                   help="use this threshold (a number, or a results JSON whose threshold to reuse) instead of the model's "
+                   "rule; a value outside the model's map range is warned about")
     e = p.add_argument_group("how to run")
     e.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps or ~/.cache/vssl-companion/maps)")
     e.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default auto)")
@@ -76,14 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate a model on an extended test set; print and save every metric",
                         description="Compute maps (stored, resumable), the threshold and every Table I metric, pooled and per seed.")
     _add_run_args(ev)
-    ev.add_argument("--out", type=Path, help="results JSON to write (atomically)")
+    ev.add_argument("--out", type=Path, help="results JSON to write (atomically; checked before any work)")
+    ev.add_argument("--per-seed", action="store_true", help="also print one row per negative seed")
     th = sub.add_parser("threshold", help="compute a model's universal threshold (Q3 rule) on an extended test set",
                         description="Same inputs as `evaluate`; prints the threshold with its per-type Q3 values.")
     _add_run_args(th)
-    th.add_argument("--out", type=Path, help="JSON file to write the threshold to")
-    tb = sub.add_parser("table", help="Table I from results JSON files", description="One row per results file, Table I columns.")
+    th.add_argument("--out", type=Path, help="JSON file to write the threshold to (checked before any work)")
+    tb = sub.add_parser("table", help="Table I from results JSON files",
+                        description="One row per results file (named in the first column), Table I columns with a "
+                        "legend (↑ higher is better, ↓ lower is better), the checkpoint file and its sha256 prefix, "
+                        "the threshold at the precision that tells the rows apart.")
     tb.add_argument("results", nargs="+", type=Path, help="results JSON files written by `vssl evaluate --out`")
-    tb.add_argument("--per-seed", action="store_true", help="also print mean ± std over seeds of each column")
+    tb.add_argument("--per-seed", action="store_true", help="also print one row per negative seed below each file's row")
     tb.add_argument("--out", type=Path, help="write the table (.csv, .md or .json)")
     _add_book_parser(sub)
     return ap
@@ -102,7 +127,9 @@ def _add_book_parser(sub: Any) -> None:
         "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
         "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
         "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n\n"
-        "The options are written to <out>/book_config.json, which the notebooks read.",
+        "The options are written to <out>/book_config.json, which the notebooks read. Everything is checked "
+        "before the first notebook runs (folders, media, checkpoints against their models); a problem exits with "
+        "status 2 and 'vssl: error: ...', a notebook that fails later with status 1.",
     )
     g = bk.add_argument_group("real data (leave out for the embedded book)")
     g.add_argument("--config", type=Path, help="book configuration file (YAML or JSON; see below)")
@@ -110,11 +137,14 @@ def _add_book_parser(sub: Any) -> None:
                    help="media folder of a real test set: vggss=DIR (frames/, audio/) or is3=DIR (images/, audio_wav/); repeat for both")
     g.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=FILE",
                    help="a model of the book and its official checkpoint (see `vssl models`); repeat per model")
-    g.add_argument("--seeds", type=int, default=10, help="negative seeds per sample (default 10, as the paper)")
+    g.add_argument("--seeds", type=int, default=10, metavar="N",
+                   help="how many negative seeds per sample (a count: seeds 0..N-1; default 10, as the paper)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     g.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding media (default 0)")
     g.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise", help="samples with missing media")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
+                   help=f"samples with missing, unreadable, truncated or too short media (audio under {_MIN_AUDIO} s): stop "
+                   "before any notebook runs (raise) or drop them and list them on the book's front page (skip)")
     g.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps)")
     add_book_arguments(bk)
 
@@ -176,10 +206,12 @@ def _check_common(args: argparse.Namespace) -> None:
         get_config(args.model)
     except ValueError as e:
         raise CliError(f"--model: {e}") from None
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise CliError(f"--seeds: must be >= 1, got {args.seeds}")
+    if args.n_images is not None and args.testset != "synthetic":
+        raise CliError(f"--n-images: only for --testset synthetic (the {args.testset} set is what its media folder holds)")
     for name in ("batch_size", "shard_size", "n_images"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CliError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     if args.workers < 0:
         raise CliError(f"--workers: must be >= 0, got {args.workers}")
@@ -203,6 +235,13 @@ def _check_common(args: argparse.Namespace) -> None:
             raise CliError(f"--device: not a device: {args.device!r}") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise CliError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    if getattr(args, "out", None) is not None:
+        from .inputs import InputError, check_output_path
+
+        try:
+            check_output_path(args.out, "--out")
+        except InputError as e:
+            raise CliError(str(e)) from None
 
 
 def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
@@ -217,37 +256,62 @@ def _build_model(args: argparse.Namespace) -> tuple[Any, str | None]:
 def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
     """(test set, manifest)."""
     from .inputs import InputError, load_testset
+    from .testsets.media import MediaError
 
+    # without a manifest the defaults apply; with one, the counts it fixes are taken from it
+    seeds = args.seeds if args.seeds is not None or args.manifest is not None else 10
+    n_images = args.n_images if args.n_images is not None or args.manifest is not None else 500
     try:
         return load_testset(args.testset, data_root=args.data_root, annotations=args.annotations, manifest=args.manifest,
-                            n_seeds=args.seeds, n_images=args.n_images, on_missing=args.on_missing)
+                            n_seeds=seeds, n_images=n_images, on_missing=args.on_missing)
     except InputError as e:
         field, sep, rest = str(e).partition(":")  # "data_root: ..." -> "--data-root: ..."
+        if field.startswith("manifest ") or " " in field:  # "manifest <file>: ..." names the file already
+            raise CliError(f"--{str(e)}") from None
         raise CliError(f"--{field.replace('_', '-')}{sep}{rest}") from None
+    except MediaError as e:
+        raise CliError(f"--data-root {args.data_root}: {cli_spelling(str(e))}") from None
 
 
 def _threshold_arg(value: str | None) -> Any:
-    if value is None:
-        return None
-    p = Path(value)
-    if p.is_file():
-        from .threshold import UniversalThreshold
+    from .inputs import InputError, read_threshold
 
-        t = json.loads(p.read_text())["threshold"]
-        return UniversalThreshold(value=float(t["value"]), rule=f"from {p.name}: {t.get('rule', '')}",
-                                  per_type_q3=t.get("per_type_q3") or {}, decisive_type=t.get("decisive_type"))
     try:
-        return float(value)
-    except ValueError:
-        raise CliError(f"--threshold: neither a number nor an existing results file: {value!r}") from None
+        return read_threshold(value, "--threshold")
+    except InputError as e:
+        raise CliError(str(e)) from None
+
+
+def _warn(message: str, warnings: list[str]) -> None:
+    print(f"vssl: warning: {message}", file=sys.stderr)
+    warnings.append(message)
 
 
 def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from .inputs import skipped_samples, threshold_range_warning
+    from .models import get_config
+
     _check_common(args)
     threshold = _threshold_arg(args.threshold)
+    warnings: list[str] = []
+    range_warned = False
+    if threshold is not None:
+        w = threshold_range_warning(float(threshold), get_config(args.model).map_range, args.model)
+        if w:
+            _warn(w, warnings)
+            range_warned = True
     t0 = time.perf_counter()
     model, weights = _build_model(args)
     ds, manifest = _load_data(args)
+    if args.manifest is not None:
+        if args.seeds is None:
+            print(f"--seeds {manifest.n_seeds}: fixed by the manifest {args.manifest}", file=sys.stderr)
+        if args.testset == "synthetic" and args.n_images is None:
+            print(f"--n-images {len(ds)}: fixed by the manifest {args.manifest}", file=sys.stderr)
+    skipped = skipped_samples(ds)
+    if skipped:
+        _warn(f"--on-missing skip: {len(skipped)} sample(s) of {args.testset} skipped for missing or unreadable media "
+              f"(e.g. {', '.join(x['id'] for x in skipped[:3])}); their ids are recorded in the results file", warnings)
     t_setup = time.perf_counter() - t0
     progress = not args.no_progress
     print(manifest.summary(), file=sys.stderr)
@@ -265,7 +329,19 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         dtype=args.dtype, progress=progress, after_shard=hook,
     )
     res.timings["setup_s"] = t_setup
-    out = results_dict(res, extra={"testset": args.testset, "command": "vssl " + " ".join(sys.argv[1:])})
+    if not range_warned:  # the threshold against the values this run's maps reach
+        m = res.maps
+        observed = (min(float(t.min()) for t in (m.positive, m.silence, m.noise, m.offscreen)),
+                    max(float(t.max()) for t in (m.positive, m.silence, m.noise, m.offscreen)))
+        w = threshold_range_warning(float(res.threshold.value), model.config.map_range, args.model, observed)
+        if w:
+            _warn(w, warnings)
+    out = results_dict(res, extra={
+        "testset": args.testset, "command": "vssl " + " ".join(sys.argv[1:]),
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "skipped": {"count": len(skipped), "on_missing": args.on_missing, "samples": skipped},
+        "warnings": warnings,
+    })
     return res, out
 
 
@@ -289,56 +365,57 @@ def _print_dtype_check(model: Any, ds: Any, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------
 # output
 
-_COLUMNS = [
-    ("ciou_uth", "cIoU U.th."), ("auc_uth", "AUC U.th."), ("ciou_adap", "cIoU Adap."), ("auc_adap", "AUC Adap."),
-    ("pia_silence", "pIA sil."), ("pia_noise", "pIA noise"), ("pia_offscreen", "pIA off."),
-    ("auc_n_silence", "AUC_N sil."), ("auc_n_noise", "AUC_N noise"), ("auc_n_offscreen", "AUC_N off."),
-    ("f_loc", "F_LOC"), ("f_auc", "F_AUC"),
-]
-
-
 def _fmt(v: Any) -> str:
     return "nan" if v is None else f"{v:.1f}"
 
 
-def _print_result(r: dict[str, Any]) -> None:
+def _print_result(r: dict[str, Any], per_seed: bool = False) -> None:
+    from .report.tables import RESULTS_COLUMNS, checkpoint_label, results_header
+
     thr = r["threshold"]
-    q3 = ", ".join(f"{k} {v:.4g}" for k, v in thr["per_type_q3"].items())
+    q3 = ", ".join(f"{k} {v:.6g}" for k, v in thr["per_type_q3"].items())
     print(f"model {r['model']} on {r['manifest']} ({int(r['pooled']['n_samples'])} samples x {r['n_seeds']} seeds), "
-          f"manifest {r['manifest_sha256'][:12]}, weights {r['weights'][:19]}")
-    print(f"threshold {thr['value']:.4g} ({thr['rule']}{'; Q3: ' + q3 if q3 else ''}"
+          f"manifest {r['manifest_sha256'][:12]}, checkpoint {checkpoint_label(r)}")
+    print(f"threshold {thr['value']:.6g} ({thr['rule']}{'; Q3: ' + q3 if q3 else ''}"
           f"{'; decisive: ' + thr['decisive_type'] if thr.get('decisive_type') else ''})")
-    w = max(len(h) for _, h in _COLUMNS)
-    print(f"{'':8s}" + "".join(f"{h:>{w + 1}s}" for _, h in _COLUMNS))
-    print(f"{'pooled':8s}" + "".join(f"{_fmt(r['pooled'][k]):>{w + 1}s}" for k, _ in _COLUMNS))
-    for row in r["per_seed"]:
-        print(f"{'seed ' + str(int(row['seed'])):8s}" + "".join(f"{_fmt(row[k]):>{w + 1}s}" for k, _ in _COLUMNS))
+    heads = [results_header(k, h) for k, h in RESULTS_COLUMNS]
+    w = max(len(h) for h in heads)
+    print(f"{'':8s}" + "".join(f"{h:>{w + 1}s}" for h in heads))
+    print(f"{'pooled':8s}" + "".join(f"{_fmt(r['pooled'][k]):>{w + 1}s}" for k, _ in RESULTS_COLUMNS))
+    if per_seed:
+        for row in r["per_seed"]:
+            print(f"{'seed ' + str(int(row['seed'])):8s}" + "".join(f"{_fmt(row[k]):>{w + 1}s}" for k, _ in RESULTS_COLUMNS))
+    print("↑ higher is better, ↓ lower is better; metrics in percent" + ("" if per_seed else "; one row per seed: --per-seed"))
+    skipped = r.get("skipped") or {}
+    if skipped.get("count"):
+        print(f"skipped (--on-missing skip): {skipped['count']} sample(s), ids in the results file")
     s = r["store"]["shards"]
     t = r["timings"]
     print(f"shards: {s['computed']} computed, {s['reused']} reused from {r['store']['run']}; "
           f"time {t['total_s']:.1f} s (maps {t['maps_s']:.1f} s, metrics {t['metrics_s']:.1f} s)")
 
 
-def _table(paths: Sequence[Path], per_seed: bool) -> list[dict[str, Any]]:
-    import numpy as np
+def _table(paths: Sequence[Path], per_seed: bool) -> Any:
+    """The ``vssl table`` frame of these results files (:func:`~vssl_helpers.report.tables.results_table`)."""
+    from .report.tables import results_table
 
-    rows = []
+    records = []
     for p in paths:
+        if p.is_dir():
+            raise CliError(f"{p}: is a folder; expected a results JSON file of `vssl evaluate --out`")
         if not p.is_file():
             raise CliError(f"results file not found: {p}")
         try:
-            r = json.loads(p.read_text())
-            pooled = r["pooled"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise CliError(f"{p}: not a results file of `vssl evaluate --out`") from None
-        row = {"model": r["model"], "testset": r.get("manifest", ""), "threshold": r["threshold"]["value"]}
-        row.update({h: pooled[k] for k, h in _COLUMNS})
-        if per_seed and r.get("per_seed"):
-            for k, h in _COLUMNS:
-                vals = np.array([s[k] if s[k] is not None else np.nan for s in r["per_seed"]], float)
-                row[f"{h} sd"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
-        rows.append(row)
-    return rows
+            r = json.loads(p.read_text(encoding="utf-8"))
+            ok = isinstance(r, dict) and isinstance(r.get("pooled"), dict) and "model" in r
+            ok = ok and isinstance(r["threshold"]["value"], (int, float))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise CliError(f"{p}: not a results file of `vssl evaluate --out` (expected JSON with model, threshold.value "
+                           "and pooled)")
+        records.append((p.name if len({q.name for q in paths}) == len(paths) else str(p), r))
+    return results_table(records, per_seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -356,10 +433,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:18s} {c.family:10s} {c.description}")
             return 0
         if args.cmd == "table":
-            import pandas as pd
+            from .inputs import InputError, check_output_path
+            from .report.tables import results_table_text
 
-            df = pd.DataFrame(_table(args.results, args.per_seed))
-            print(df.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+            if args.out:
+                if args.out.suffix not in (".csv", ".md", ".json"):
+                    raise CliError(f"--out {args.out}: expected a .csv, .md or .json file name")
+                try:
+                    check_output_path(args.out, "--out")
+                except InputError as e:
+                    raise CliError(str(e)) from None
+            df = _table(args.results, args.per_seed)
+            print(results_table_text(df))
             if args.out:
                 from .store import atomic_write
 
@@ -369,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         res, out = _run(args)
         if args.cmd == "evaluate":
-            _print_result(out)
+            _print_result(out, per_seed=args.per_seed)
             if args.out:
                 from .engine import write_results
 
@@ -398,7 +483,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .testsets.media import MediaError
 
         if isinstance(e, MediaError):
-            print(f"vssl: error: {e}", file=sys.stderr)
+            # found while computing maps (decoded audio): finished shards are stored, a rerun resumes.
+            # In a DataLoader worker, torch re-raises with the worker's traceback in the message: keep its last line.
+            msg = str(e).strip().splitlines()[-1] if "Original Traceback" in str(e) else str(e)
+            msg = msg.split("MediaError: ", 1)[-1]
+            # the traceback's frames hold the DataLoader iterator: free them now, so that its workers
+            # are shut down in order (else torch's queue thread may complain at interpreter exit)
+            e.__traceback__ = None
+            import gc
+
+            gc.collect()
+            print(f"vssl: error: {cli_spelling(msg)} (finished shards are kept in the map store; a rerun resumes)",
+                  file=sys.stderr)
             return 2
         raise
 

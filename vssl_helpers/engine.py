@@ -353,7 +353,7 @@ class _MediaSource:
             if isinstance(s.audio, Path):
                 from .testsets.media import read_audio
 
-                wave, _ = read_audio(s.audio, self._set.target_sr)
+                wave, _ = read_audio(s.audio, self._set.target_sr, sample_id=s.id)
             else:
                 wave = s.audio
         return _fit_length(np.asarray(wave, np.float32), self.n_audio)

@@ -7,17 +7,27 @@ line and the real-data book both go through here, so a checkpoint or a data root
 refused the same way everywhere.
 
 Every problem raises :class:`InputError` naming the option (``--checkpoint``, ``data_root`` ...) and
-the value, before any heavy work where possible.
+the value, before any heavy work where possible. The other user inputs of a run are checked here too:
+an output file (:func:`check_output_path`, before computing), a ``--threshold`` number or results
+file (:func:`read_threshold`) and whether a threshold can separate anything
+(:func:`threshold_range_warning`); :func:`skipped_samples` lists what ``on_missing="skip"`` dropped,
+for the results file.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from .negatives import Manifest
 
-__all__ = ["TESTSETS", "InputError", "build_model", "load_testset"]
+__all__ = [
+    "TESTSETS", "InputError", "build_model", "load_testset", "check_output_path", "read_threshold",
+    "threshold_range_warning", "skipped_samples", "cli_spelling",
+]
 
 TESTSETS: tuple[str, ...] = ("synthetic", "vggss", "is3")
 """Test-set names a run accepts: the embedded procedural benchmark and the two real sets."""
@@ -71,6 +81,8 @@ def build_model(
     path = Path(checkpoint)
     if not path.is_file():
         raise InputError(f"{option}: no such file: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{option} {path}: the file is empty (0 bytes); expected a PyTorch checkpoint (torch.save)")
     if name in TRAINED_DEMOS:
         model = create_model(name, pretrained=False)
     else:
@@ -82,9 +94,19 @@ def build_model(
             load_checkpoint_into(model, path)
         except CheckpointError as e:
             raise InputError(f"{option} {path}: does not fit model {name!r}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - truncated zip, pickle garbage, ...: not a checkpoint
+            raise InputError(_unreadable(option, path, e)) from None
     else:
         _load_plain_state_dict(model, path, option)
     return model.eval(), f"sha256:{file_sha256(path)}"
+
+
+def _unreadable(option: str, path: Path, e: BaseException) -> str:
+    """The message for a file torch cannot load: truncated, or not a checkpoint at all."""
+    first = (str(e).strip().splitlines() or [""])[0][:160]
+    why = "truncated or corrupted zip archive" if "zip archive" in str(e) else f"{type(e).__name__}: {first}"
+    return (f"{option} {path}: cannot be read as a PyTorch checkpoint ({why}); expected a file written by "
+            "torch.save (the model's official .pth/.pt)")
 
 
 def _untrained(name: str, seed: int, official: bool) -> Any:
@@ -108,7 +130,7 @@ def _load_plain_state_dict(model: Any, path: Path, option: str) -> None:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling error means "not a checkpoint"
-        raise InputError(f"{option} {path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+        raise InputError(_unreadable(option, path, e)) from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -135,8 +157,8 @@ def load_testset(
     data_root: str | Path | None = None,
     annotations: str | Path | None = None,
     manifest: str | Path | None = None,
-    n_seeds: int = 10,
-    n_images: int = 500,
+    n_seeds: int | None = 10,
+    n_images: int | None = 500,
     on_missing: Literal["raise", "skip"] = "raise",
 ) -> tuple[Any, Manifest]:
     """A test set and its negatives manifest.
@@ -147,45 +169,215 @@ def load_testset(
     ``manifest`` if given, else the shipped one when it covers exactly these samples with
     ``n_seeds`` seeds, else one drawn from the samples (a media subset, another seed count).
 
+    A given ``manifest`` file is verified before use: its content hash and structure
+    (:func:`~vssl_helpers.negatives.load_manifest`) and its consistency with the test set
+    (:func:`~vssl_helpers.negatives.check_manifest_for_testset`). It fixes the seed count and, for
+    the synthetic set, the number of images: ``n_seeds``/``n_images`` of ``None`` take them from
+    the manifest; a value that disagrees is refused.
+
     Raises:
-        InputError: unknown set, missing or unexpected data root, missing files.
+        InputError: unknown set, missing or unexpected data root, missing files, a manifest that is
+            corrupted, does not belong to the set or disagrees with ``n_seeds``/``n_images``.
         MediaError: (from the loaders) missing or unreadable media with ``on_missing="raise"``.
     """
-    from .negatives import load_manifest, load_shipped_manifest, manifest_for_samples
+    from .negatives import (
+        ManifestError,
+        check_manifest_for_testset,
+        load_manifest,
+        load_shipped_manifest,
+        manifest_for_samples,
+    )
 
     if name not in TESTSETS:
         raise InputError(f"testset: unknown test set {name!r}; expected one of {', '.join(TESTSETS)}")
-    if n_seeds < 1:
+    if n_seeds is not None and n_seeds < 1:
         raise InputError(f"seeds: must be >= 1, got {n_seeds}")
     for label, value in (("annotations", annotations), ("manifest", manifest)):
         if value is not None and not Path(value).is_file():
             raise InputError(f"{label}: no such file: {value}")
+    user_manifest = None
+    if manifest is not None:
+        try:
+            user_manifest = load_manifest(manifest)
+        except (ManifestError, OSError) as e:
+            raise InputError(f"manifest: {e}") from None
+        if n_seeds is not None and n_seeds != user_manifest.n_seeds:
+            raise InputError(
+                f"seeds: {n_seeds} given, but the manifest {manifest} fixes {user_manifest.n_seeds} seeds; "
+                f"leave the seed count out (it is taken from the manifest) or give {user_manifest.n_seeds}"
+            )
+    n_seeds = user_manifest.n_seeds if user_manifest is not None else (10 if n_seeds is None else n_seeds)
     if name == "synthetic":
         if data_root is not None:
             raise InputError("data_root: not used with the synthetic test set (its data is generated)")
         from .embedded import synthetic_manifest
         from .testsets.synthetic import SyntheticConfig, SyntheticSet
 
-        ds = SyntheticSet(SyntheticConfig(split="test", n_images=n_images, sources=1, seed=0))
-        return ds, (load_manifest(manifest) if manifest else synthetic_manifest(ds, n_seeds=n_seeds))
-    if data_root is None:
-        raise InputError(f"data_root: required for the {name} test set (the folder with its media)")
-    root = Path(data_root)
-    if not root.is_dir():
-        raise InputError(f"data_root: no such folder: {root}")
-    if annotations is None and (root / _DEFAULT_ANNOTATIONS[name]).is_file():
-        annotations = root / _DEFAULT_ANNOTATIONS[name]
-    if name == "vggss":
-        from .testsets.vggss import load_vggss
-
-        ds = load_vggss(annotations, media_root=root, on_missing=on_missing)
+        if user_manifest is not None:
+            fixed = len({it.image_id or it.id for it in user_manifest.items})
+            if n_images is not None and n_images != fixed:
+                raise InputError(
+                    f"n_images: {n_images} given, but the manifest {manifest} covers {fixed} images; leave the "
+                    f"image count out (it is taken from the manifest) or give {fixed}"
+                )
+            n_images = fixed
+        ds = SyntheticSet(SyntheticConfig(split="test", n_images=500 if n_images is None else n_images, sources=1, seed=0))
     else:
-        from .testsets.is3 import load_is3
+        if data_root is None:
+            raise InputError(f"data_root: required for the {name} test set (the folder with its media)")
+        root = Path(data_root)
+        if not root.is_dir():
+            raise InputError(f"data_root: no such folder: {root}")
+        if annotations is None and (root / _DEFAULT_ANNOTATIONS[name]).is_file():
+            annotations = root / _DEFAULT_ANNOTATIONS[name]
+        if name == "vggss":
+            from .testsets.vggss import load_vggss
 
-        ds = load_is3(annotations, media_root=root, on_missing=on_missing)
-    if manifest:
-        return ds, load_manifest(manifest)
+            ds = load_vggss(annotations, media_root=root, on_missing=on_missing)
+        else:
+            from .testsets.is3 import load_is3
+
+            ds = load_is3(annotations, media_root=root, on_missing=on_missing)
+        if len(ds) == 0:
+            raise InputError(f"data_root: no sample of the {name} test set is left under {root}; is it the media folder of another set?")
+    if user_manifest is not None:
+        try:
+            check_manifest_for_testset(user_manifest, ds, where=f"manifest {manifest}")
+        except ManifestError as e:
+            raise InputError(str(e) if str(e).startswith("manifest") else f"manifest: {e}") from None
+        return ds, user_manifest
+    if name == "synthetic":
+        return ds, synthetic_manifest(ds, n_seeds=n_seeds)
     shipped = load_shipped_manifest(name)
     if shipped.ids == sorted(ds.ids) and shipped.n_seeds == n_seeds:
         return ds, shipped
     return ds, manifest_for_samples(ds.samples, name=f"{name}-derived", n_seeds=n_seeds)
+
+
+def skipped_samples(testset: Any) -> list[dict[str, str]]:
+    """Samples a real set's loader dropped for missing or unreadable media (``on_missing="skip"``):
+    ``[{"id": ..., "reason": ...}]`` in id order (empty for synthetic sets and complete media)."""
+    report = getattr(testset, "report", None)
+    if report is None:
+        return []
+    ids = report.ids.get("skipped_media", [])
+    check = getattr(testset, "media_check", None)
+    problems = check.problems if check is not None else {}
+    return [{"id": i, "reason": "; ".join(problems.get(i, ["missing or unreadable media"]))} for i in sorted(ids)]
+
+
+def check_output_path(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output file that could not be written at the end.
+
+    Refused: an existing folder, a path below a file, a folder that cannot be created or written
+    (permissions, a read-only file system: a probe file is created and removed in the nearest
+    existing folder), an existing file that is not writable.
+
+    Raises:
+        InputError: naming ``option``, the path and what was expected.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {p}: is a folder; expected a file name (e.g. {p / 'results.json'})")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {p}: cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {p}: cannot be created: no permission to write in {parent}")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise InputError(f"{option} {p}: exists and is not writable")
+    # what permissions do not show (a read-only file system, a full disk): create and remove a probe
+    # file where the first missing folder (or the file) would go; nothing is left behind
+    probe = parent / f".vssl-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as e:
+        raise InputError(f"{option} {p}: cannot be created in {parent}: {e.strerror or e}") from None
+    finally:
+        probe.unlink(missing_ok=True)
+    return p
+
+
+def read_threshold(value: str | None, option: str = "--threshold") -> Any:
+    """A threshold given by the user: ``None``, a finite number, or the threshold of a results file.
+
+    A file must be JSON with a ``threshold`` that is a number or a mapping with a numeric ``value``
+    (what ``vssl evaluate --out`` and ``vssl threshold --out`` write).
+
+    Returns:
+        ``None``, a float, or a :class:`~vssl_helpers.threshold.UniversalThreshold` (from a file).
+
+    Raises:
+        InputError: naming ``option``, the value or file and what was expected.
+    """
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_dir():
+        raise InputError(f"{option} {p}: is a folder; expected a number or a results JSON file")
+    if not p.is_file():
+        try:
+            v = float(value)
+        except ValueError:
+            raise InputError(f"{option}: neither a number nor an existing results file: {value!r}") from None
+        if not math.isfinite(v):
+            raise InputError(f"{option}: expected a finite number, got {value!r}")
+        return v
+    from .threshold import UniversalThreshold
+
+    expected = "expected a results JSON of `vssl evaluate --out` or `vssl threshold --out` with a numeric threshold.value"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {p}: not a text file; {expected}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{option} {p}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {expected}") from None
+    if not isinstance(data, dict) or "threshold" not in data:
+        raise InputError(f"{option} {p}: has no 'threshold' entry; {expected}")
+    t = data["threshold"]
+    if not isinstance(t, dict):
+        t = {"value": t}
+    v = t.get("value")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(f"{option} {p}: threshold.value is {v!r} ({type(v).__name__}); {expected}")
+    if not math.isfinite(v):
+        raise InputError(f"{option} {p}: threshold.value is {v!r}; expected a finite number")
+    q3 = t.get("per_type_q3") or {}
+    if not isinstance(q3, dict):
+        q3 = {}
+    return UniversalThreshold(value=float(v), rule=f"from {p.name}: {t.get('rule', '')}",
+                              per_type_q3=q3, decisive_type=t.get("decisive_type"))
+
+
+def threshold_range_warning(value: float, map_range: tuple[float, float], model: str, observed: tuple[float, float] | None = None) -> str | None:
+    """A warning when a threshold cannot separate anything: outside the model's map range (every
+    map is then entirely above or entirely below it), or, with ``observed`` (the smallest and largest
+    value of this run's maps), outside what the maps reach. ``None`` when the threshold is usable."""
+    lo, hi = map_range
+    if value < lo or value > hi:
+        side = "below" if value < lo else "above"
+        every = "every pixel of every map is active" if value < lo else "no pixel of any map is ever active"
+        return (f"threshold {value:.6g} is {side} the map range [{lo:g}, {hi:g}] of model {model!r}: {every}, "
+                "so cIoU/pIA say nothing about the model")
+    if observed is not None:
+        olo, ohi = observed
+        if value < olo or value >= ohi:
+            side = "below the smallest" if value < olo else "at or above the largest"
+            return (f"threshold {value:.6g} is {side} map value of this run ([{olo:.6g}, {ohi:.6g}]) of model "
+                    f"{model!r}: every map is {'entirely active' if value < olo else 'entirely inactive'} at it")
+    return None
+
+
+_CLI_SPELLING = {
+    "on_missing='skip'": "--on-missing skip",
+    "on_missing=\"skip\"": "--on-missing skip",
+}
+
+
+def cli_spelling(message: str) -> str:
+    """A library message in the command line's spelling (``on_missing='skip'`` -> ``--on-missing skip``)."""
+    for py, cli in _CLI_SPELLING.items():
+        message = message.replace(py, cli)
+    return message

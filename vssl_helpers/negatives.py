@@ -102,6 +102,7 @@ __all__ = [
     "load_manifest",
     "load_shipped_manifest",
     "verify_manifest",
+    "check_manifest_for_testset",
     "build_shipped_manifests",
     "main",
 ]
@@ -851,6 +852,58 @@ def verify_manifest(manifest: Manifest) -> None:
             f"manifest {manifest.name!r}: {len(diff)} draws differ from a fresh draw; first: item "
             f"{manifest.items[i].id!r} seed {s} has pool index {manifest.offscreen[i, s]}, expected {again.offscreen[i, s]}"
         )
+
+
+def check_manifest_for_testset(manifest: Manifest, samples: Iterable["Sample"], where: str = "manifest") -> None:
+    """Check that a (user-supplied) manifest belongs to a test set before any map is computed.
+
+    :func:`load_manifest` already checked the file (content hash, structure, every draw against the
+    manifest's own records). This checks the records against the test set ``samples``:
+
+    * every item and every off-screen pool clip is a sample of the set (the engine reads the pool's
+      audio from the set);
+    * a pool clip's category is the broad category of that sample's own audio in the set;
+    * every drawn off-screen clip has a category outside the *set's* sounding/visible categories of
+      its item (the manifest's own ``exclude`` lists may have been written for other data).
+
+    The negative types need no check: a manifest file holds silence, noise and off-screen rows by
+    construction (its format has no other type).
+
+    Raises:
+        ManifestError: naming ``where``, the count of offending records and the first few.
+    """
+    truth = {it.id: it for it in items_from_samples(samples)}
+
+    def fail(what: str, bad: Sequence[str], expected: str) -> None:
+        raise ManifestError(
+            f"{where}: {len(bad)} {what} (e.g. {', '.join(map(repr, bad[:3]))}); {expected}"
+        )
+
+    missing = [sid for sid in manifest.ids if sid not in truth]
+    if missing:
+        fail(f"of its {len(manifest)} items are not samples of this test set", missing,
+             "expected a manifest drawn for this test set (same sample ids)")
+    pool_missing = [c.id for c in manifest.pool if c.id not in truth]
+    if pool_missing:
+        fail(f"of its {len(manifest.pool)} off-screen pool clips are not samples of this test set", pool_missing,
+             "the off-screen audio is read from the test set's own clips")
+    wrong_cat = [c.id for c in manifest.pool
+                 if truth[c.id].audio_category is not None and truth[c.id].audio_category != c.category]
+    if wrong_cat:
+        c = manifest.pool[[x.id for x in manifest.pool].index(wrong_cat[0])]
+        fail("pool clips have another category than their audio in the test set", wrong_cat,
+             f"e.g. {c.id!r} is {c.category!r} in the manifest but {truth[c.id].audio_category!r} in the test set")
+    bad: list[str] = []
+    for i, it in enumerate(manifest.items):
+        excluded = set(truth[it.id].exclude)
+        for s in range(manifest.n_seeds):
+            clip = manifest.pool[int(manifest.offscreen[i, s])]
+            if clip.category in excluded:
+                bad.append(f"{it.id} seed {s}: {clip.id} is {clip.category}")
+                break
+    if bad:
+        fail("items have an off-screen clip of a category that sounds or shows in their own image", bad,
+             "expected off-screen categories outside each sample's categories")
 
 
 # --------------------------------------------------------------------------------------------------

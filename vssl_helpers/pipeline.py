@@ -11,7 +11,11 @@ the Jupyter Book (``_config.yml``/``_toc.yml`` at the repository root) with warn
 ``execute`` only executes. With ``--config`` (a :class:`~vssl_helpers.report.runs.BookConfig` file:
 real media folders and checkpoints) the chapters run on the real test sets, once per configured model,
 into ``book/real/``, with a table of contents written there (``book/real/_toc.yml``) and the site built
-into ``_build/real/_build/html``. An executed notebook is reused when it is newer than its template and
+into ``_build/real/_build/html``. Before its first notebook, a real-data book is checked as a whole
+(:func:`vssl_helpers.report.runs.preflight`: media of every set, manifests, every checkpoint loaded
+into its model); a problem exits with status 2 and ``vssl: error: ...``. Its front page
+(``book/real/intro.md``, :func:`write_real_intro`) names the data, the checkpoint files with their
+sha256 and the skipped samples. An executed notebook is reused when it is newer than its template and
 was made from the same template content, parameters and package version (recorded under
 ``metadata.vssl`` of the executed notebook); ``--force`` re-executes everything.
 
@@ -49,6 +53,7 @@ __all__ = [
     "build_book",
     "real_book_specs",
     "write_real_toc",
+    "write_real_intro",
     "run_book",
     "main",
 ]
@@ -195,10 +200,48 @@ def real_book_specs(config: str | Path) -> list[NotebookSpec]:
     ]
 
 
-def write_real_toc(specs: Sequence[NotebookSpec], root: Path, out_dir: Path) -> Path:
+def write_real_intro(record: Mapping[str, Any], root: Path, out_dir: Path) -> Path:
+    """Write ``out_dir/intro.md``, the front page of a real-data book: which data and checkpoints the
+    build used (:func:`vssl_helpers.report.runs.provenance_markdown`: media folders, manifests,
+    checkpoint files with their sha256, skipped samples), what the chapters are, and the paper's
+    findings (the section of the committed ``book/intro.md``)."""
+    from .atomic import atomic_write
+    from .report.runs import provenance_markdown
+
+    committed = (root / "book" / "intro.md").read_text(encoding="utf-8")
+    start = committed.find("## What the paper found")
+    end = committed.find("\n## ", start + 1)
+    paper = committed[start:end].strip() + "\n" if start >= 0 else ""
+    models = ", ".join(m["name"] for m in record["models"])
+    sets = " and ".join(t["label"] for t in record["testsets"])
+    text = "\n".join([
+        "<!-- vssl-template: vssl_helpers/pipeline.py -->",  # its "Edit this page" (vssl_helpers.sphinx_ext)
+        "# vssl-companion on your data", "",
+        "A research companion to *A Critical Assessment of Visual Sound Source Localization Models Including",
+        "Negative Audio* (Juanola, Haro, Fuentes; ICASSP 2025), built with `vssl book` on real media:",
+        f"the {sets} set(s), for the model(s) {models}.", "",
+        provenance_markdown(record),
+        "## How to read it", "",
+        "1. *Metric definitions*: every metric with its formula, card and worked examples on small maps.",
+        "2. *The extended test sets*: the negatives drawn for the sets above and their statistics.",
+        "3. *Threshold analysis*: one page per model, where its universal threshold falls among the maxima "
+        "of positive and negative maps.",
+        "4. *Table I*: the models of this build on the sets above, beside the paper's printed table.",
+        "5. *Qualitative figures*: maps at the universal threshold for each audio.",
+        "6. *Model cards*: the seven evaluated models and how each is loaded.", "",
+        paper,
+    ])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "intro.md"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def write_real_toc(specs: Sequence[NotebookSpec], root: Path, out_dir: Path, intro: Path | None = None) -> Path:
     """Write ``out_dir/_toc.yml``: the committed table of contents with its executed chapters
     replaced by those of ``specs`` (in ``out_dir``) and its threshold-analysis pages by one per
-    spec of that template; hand-written pages (front page, model cards, citation) are kept."""
+    spec of that template; hand-written pages (model cards, citation) are kept, and the front page
+    is ``intro`` (the real-data front page of :func:`write_real_intro`) when given."""
     import yaml
 
     from .atomic import atomic_write
@@ -206,6 +249,8 @@ def write_real_toc(specs: Sequence[NotebookSpec], root: Path, out_dir: Path) -> 
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     generated = DEFAULT_OUT.as_posix() + "/"
     rel = out_dir.resolve().relative_to(root.resolve()).as_posix()
+    if intro is not None:
+        toc["root"] = intro.resolve().relative_to(root.resolve()).with_suffix("").as_posix()
     stems = {Path(s.output).stem: s for s in specs}
     threshold = [Path(s.output).stem for s in specs if s.template.endswith("threshold_analysis.ipynb")]
     chapters: list[Any] = []
@@ -621,16 +666,31 @@ def run_book(
     progress: bool | None = None,
 ) -> int:
     """Execute the chapters (the embedded default, or the real-data book of ``config``) and build
-    the book; print where the site is. Returns the exit status (errors are printed, not raised)."""
+    the book; print where the site is. Returns the exit status (errors are printed, not raised):
+    0 success; 2 a real-data book whose configuration, media or checkpoints fail the pre-flight
+    check (:func:`vssl_helpers.report.runs.preflight`, before any notebook runs), printed as
+    ``vssl: error: ...``; 1 a notebook or the site build failed (``[pipeline] ...``)."""
     root = repo_root()
     progress = sys.stderr.isatty() if progress is None else progress
     start = time.perf_counter()
+    if config is not None:
+        # everything a real-data book reads is checked before the first notebook: bad input exits
+        # with status 2 and one "vssl: error:" line (as every `vssl` command); status 1 is kept for
+        # failures while notebooks run or the site is built
+        from .report.runs import BookConfigError, preflight
+
+        try:
+            record = preflight(config)
+        except BookConfigError as exc:
+            print(f"vssl: error: {exc}", file=sys.stderr)
+            return 2
     try:
         if config is None:
             specs, out_dir, toc, path_output = NOTEBOOKS, out or DEFAULT_OUT, None, None
         else:
             specs, out_dir = real_book_specs(config), out or REAL_OUT
-            toc, path_output = write_real_toc(specs, root, root / out_dir), REAL_BUILD
+            intro = write_real_intro(record, root, root / out_dir)
+            toc, path_output = write_real_toc(specs, root, root / out_dir, intro), REAL_BUILD
         if build:  # fail before executing anything if the book would miss a chapter
             check_toc([root / out_dir / spec.output for spec in specs], root, toc)
         execute_notebooks(specs, root=root, out_dir=out_dir, quick=quick, force=force, progress_bar=progress)

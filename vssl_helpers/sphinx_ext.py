@@ -2,8 +2,9 @@
 
 The book's chapters are papermill outputs under ``book/generated/`` (not committed); the file a
 reader can edit is the template in ``notebooks/`` that :mod:`vssl_helpers.pipeline` recorded under
-``metadata.vssl.template`` of the executed notebook. Enabled in ``_config.yml`` under
-``sphinx.extra_extensions``.
+``metadata.vssl.template`` of the executed notebook. A generated Markdown page (the real-data
+book's front page) names its source on its first line: ``<!-- vssl-template: <path> -->``. Enabled
+in ``_config.yml`` under ``sphinx.extra_extensions``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ _PRIORITY = 500.5
 
 
 def template_of(notebook: Path) -> str | None:
-    """The template path recorded by the pipeline in an executed notebook, or None."""
+    """The template path recorded by the pipeline in an executed notebook (or on the first line of
+    a generated Markdown page), or None."""
+    if notebook.suffix == ".md" and notebook.is_file():
+        first = notebook.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        if first.startswith("<!-- vssl-template:") and first.endswith("-->"):
+            return first[len("<!-- vssl-template:"):-3].strip() or None
+        return None
     if notebook.suffix != ".ipynb" or not notebook.is_file():
         return None
     try:

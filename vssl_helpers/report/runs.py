@@ -8,6 +8,10 @@ with their checkpoints, on the real **VGG-SS** and/or **IS3** media. Either way 
 through the map store (:func:`vssl_helpers.engine.evaluate_stored`), so the first chapter (or the
 pipeline's ``prepare`` step) computes them and every later chapter reads them back from disk.
 
+Before a real-data book runs its first notebook, :func:`preflight` loads every configured set
+(media check, manifest) and every checkpoint into its model, and returns the build's provenance
+(:func:`provenance_markdown` turns it into the front page's tables).
+
 As in the paper, each model's universal threshold is computed on the VGG-SS(-like) set and applied
 unchanged to the IS3(-like) set (fixed-threshold models keep their fixed value); a real-data book
 without VGG-SS computes it on its first set and says so.
@@ -56,6 +60,8 @@ __all__ = [
     "evaluate_models",
     "load_book_config",
     "prepare",
+    "preflight",
+    "provenance_markdown",
     "sample_maps",
     "negative_audio",
     "image_rows",
@@ -464,10 +470,114 @@ def book_sets(
     cfg = load_book_config(book_config)
     out: dict[str, TestSetRun] = {}
     for t in cfg.testsets:
-        ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest,
-                                    n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
+        # the skipped samples are listed once, on the book's front page (preflight); the loader's
+        # warning would otherwise print them on every chapter
+        with _quiet_media_log():
+            ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest,
+                                        n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
         out[t.name] = TestSetRun(t.name, ds, manifest)
     return out
+
+
+class _quiet_media_log:
+    """Context: the media loader's warnings (skipped samples) are not printed."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self._log = logging.getLogger("vssl_helpers.testsets.media")
+        self._level = self._log.level
+        self._log.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self._log.setLevel(self._level)
+
+
+def preflight(book_config: str | Path | BookConfig) -> dict[str, Any]:
+    """Check a real-data book before its first notebook runs, and record what it will use.
+
+    Beyond :meth:`BookConfig.validate` (folders and files exist, models are registered): every test
+    set is loaded with its media check (a data root of another set, or missing media without
+    ``on_missing: skip``, is refused here), a given manifest is verified against its set, and every
+    checkpoint is loaded into its model (a file of another model, or not a checkpoint, is refused).
+
+    Returns:
+        The provenance of the build: ``{"source", "threshold_set", "testsets": [{name, label,
+        data_root, annotations, n_samples, n_seeds, manifest, manifest_sha256, on_missing, skipped:
+        [{id, reason}]}], "models": [{name, checkpoint, sha256}]}``.
+
+    Raises:
+        BookConfigError: naming the configuration, the field and what was expected.
+    """
+    from ..inputs import InputError, build_model, load_testset, skipped_samples
+    from ..negatives import ManifestError
+    from ..testsets.media import MediaError
+
+    cfg = load_book_config(book_config)
+    where = cfg.source
+    sets: list[dict[str, Any]] = []
+    for t in cfg.testsets:
+        try:
+            with _quiet_media_log():
+                ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations,
+                                            manifest=t.manifest, n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
+        except (InputError, MediaError, ManifestError, FileNotFoundError, ValueError) as e:
+            msg = str(e).replace("on_missing='skip'", f"testsets.{t.name}.on_missing: skip (vssl book --on-missing skip)")
+            raise BookConfigError(f"{where}: testsets.{t.name}: {msg}") from None
+        sets.append({
+            "name": t.name, "label": TEST_SET_LABELS.get(t.name, t.name), "data_root": str(Path(t.data_root).resolve()),
+            "annotations": str(ds.report.source), "n_samples": len(manifest), "n_seeds": manifest.n_seeds,
+            "manifest": manifest.name, "manifest_sha256": manifest.sha256, "on_missing": t.on_missing,
+            "skipped": skipped_samples(ds),
+        })
+    models: list[dict[str, Any]] = []
+    for name, ckpt in cfg.models:
+        try:
+            model, weights = build_model(name, ckpt, option=f"models.{name}.checkpoint")
+        except InputError as e:
+            raise BookConfigError(f"{where}: {e}") from None
+        del model
+        models.append({"name": name, "checkpoint": None if ckpt is None else str(Path(ckpt).resolve()),
+                       "sha256": None if weights is None else weights.split(":", 1)[1]})
+    first = threshold_set({s["name"]: s for s in sets})
+    return {"source": where, "threshold_set": first, "testsets": sets, "models": models}
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def provenance_markdown(record: Mapping[str, Any]) -> str:
+    """The provenance of a real-data build (:func:`preflight`) as Markdown: the data, the checkpoints
+    (file and sha256) and the skipped samples, each a table, for the book's front page."""
+    sets, models = record["testsets"], record["models"]
+    first = next(s["label"] for s in sets if s["name"] == record["threshold_set"])
+    lines = [
+        "## The data and checkpoints of this build", "",
+        "Every chapter of this build runs on the media and checkpoints below, not on the embedded "
+        "procedural benchmark of the default book. Each model's universal threshold is computed on the "
+        f"{first} set" + (" and applied unchanged to the others, as in the paper." if len(sets) > 1 else "."), "",
+        "| test set | media folder | annotations | samples × seeds | manifest (sha256) | skipped |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in sets:
+        lines.append(f"| {t['label']} | `{_md_cell(t['data_root'])}` | `{_md_cell(t['annotations'])}` | "
+                     f"{t['n_samples']:,} × {t['n_seeds']} | `{_md_cell(t['manifest'])}` (`{t['manifest_sha256'][:12]}…`) | "
+                     f"{len(t['skipped'])} |")
+    lines += ["", "| model | checkpoint file | sha256 |", "|---|---|---|"]
+    for m in models:
+        ck = f"`{_md_cell(m['checkpoint'])}`" if m["checkpoint"] else "none (the registry's default weights)"
+        sha = f"`{m['sha256']}`" if m["sha256"] else "–"
+        lines.append(f"| {m['name']} | {ck} | {sha} |")
+    skipped = [(t["label"], x) for t in sets for x in t["skipped"]]
+    lines += ["", "### Skipped samples", ""]
+    if skipped:
+        lines += [f"{len(skipped)} sample(s) were left out for missing or unreadable media (`on_missing: skip`); "
+                  "no chapter counts them:", "", "| test set | sample id | reason |", "|---|---|---|"]
+        lines += [f"| {label} | `{_md_cell(x['id'])}` | {_md_cell(x['reason'])} |" for label, x in skipped]
+    else:
+        lines.append("None: every annotated sample of every set had readable media.")
+    return "\n".join(lines) + "\n"
 
 
 def book_results(
@@ -537,8 +647,10 @@ def describe_sets(sets: Mapping[str, TestSetRun]) -> str:
         else:
             c = run.dataset.config
             where = f"synthetic, {c.n_images} images with {c.sources} sounding object(s) each, generator seed {c.seed}"
+        skipped = len(run.dataset.report.ids.get("skipped_media", [])) if run.is_real else 0
+        note = f"; {skipped} skipped for missing media (listed on the front page)" if skipped else ""
         lines.append(f"- **{run.label}**: {len(m):,} samples × {m.n_seeds} seeds ({where}); "
-                     f"manifest `{m.name}` sha256 `{m.sha256[:12]}…`")
+                     f"manifest `{m.name}` sha256 `{m.sha256[:12]}…`{note}")
     return "Test sets of this chapter:\n\n" + "\n".join(lines)
 
 

@@ -40,6 +40,13 @@ __all__ = [
     "rank_marks",
     "style_table1",
     "table1_markdown",
+    "RESULTS_COLUMNS",
+    "RESULTS_LEGEND",
+    "results_header",
+    "distinguishing_digits",
+    "checkpoint_label",
+    "results_table",
+    "results_table_text",
 ]
 
 TABLE1_COLUMNS: tuple[str, ...] = (
@@ -252,3 +259,87 @@ def table1_markdown(table: pd.DataFrame, exclude: "Sequence[str]" = ()) -> str:
             cells.append({"best": f"**{v}**", "second": f"<u>{v}</u>"}.get(marks.loc[i, c], v))
         lines.append("| " + " | ".join([str(r["test_set"]), str(r["model"]), *cells]) + " |")
     return "\n".join(lines)
+
+
+# ==================================================================================================
+# `vssl table`: results files of `vssl evaluate --out` as readable text
+
+#: Columns of a results file's ``pooled`` row shown by ``vssl evaluate`` and ``vssl table``, with
+#: their short headers (the arrow is added by :func:`results_header`).
+RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ciou_uth", "cIoU U.th."), ("auc_uth", "AUC U.th."), ("ciou_adap", "cIoU Adap."), ("auc_adap", "AUC Adap."),
+    ("pia_silence", "pIA sil."), ("pia_noise", "pIA noise"), ("pia_offscreen", "pIA off."),
+    ("auc_n_silence", "AUC_N sil."), ("auc_n_noise", "AUC_N noise"), ("auc_n_offscreen", "AUC_N off."),
+    ("f_loc", "F_LOC"), ("f_auc", "F_AUC"),
+)
+
+RESULTS_LEGEND = (
+    "↑ higher is better, ↓ lower is better; metrics in percent. threshold: the universal threshold in the "
+    "model's map units; checkpoint: file name (sha256 prefix), or the state-dict hash of weights without a "
+    "file; results: the results file of each row."
+)
+
+
+def results_header(key: str, short: str) -> str:
+    """``short`` with ↓ for lower-is-better columns (pIA) and ↑ for every other one."""
+    return f"{short} {'↓' if key in LOWER_IS_BETTER else '↑'}"
+
+
+def distinguishing_digits(values: "Sequence[float]", minimum: int = 4, maximum: int = 12) -> int:
+    """The fewest significant digits (at least ``minimum``) at which distinct ``values`` print
+    distinctly with ``'{:.{d}g}'``: 0.154 and 0.1549 print as such with 4, where 1 digit would print
+    both as 0.2 (and 3 would show 0.1549 as 0.155)."""
+    distinct = {float(v) for v in values if v == v}
+    for d in range(minimum, maximum + 1):
+        if len({f"{v:.{d}g}" for v in distinct}) == len(distinct):
+            return d
+    return maximum
+
+
+def checkpoint_label(record: "Mapping[str, object]") -> str:
+    """How a results record's weights are named in a table: ``file.pth (sha256 prefix)`` when a
+    checkpoint file was read, else the state-dict hash (seeded or trained weights without a file)."""
+    from pathlib import PurePath
+
+    sha = record.get("checkpoint_sha256")
+    path = record.get("checkpoint")
+    if sha:
+        name = PurePath(str(path)).name if path else "checkpoint"
+        return f"{name} ({str(sha)[:12]})"
+    weights = str(record.get("weights") or "")
+    kind, _, digest = weights.partition(":")
+    return f"no file ({kind} {digest[:12]})" if digest else "no file"
+
+
+def results_table(records: "Sequence[tuple[str, Mapping]]", per_seed: bool = False) -> pd.DataFrame:
+    """One row per results record (``(label, record)``, label usually the file name), per-seed rows
+    below each when ``per_seed``. Columns: ``results``, ``model``, ``checkpoint``
+    (:func:`checkpoint_label`), ``test set``, ``row`` (``pooled`` or ``seed k``), ``threshold`` and
+    the :data:`RESULTS_COLUMNS` with their arrows (percent)."""
+    rows = []
+    for label, r in records:
+        base = {"results": label, "model": r["model"], "checkpoint": checkpoint_label(r),
+                "test set": r.get("testset") or r.get("manifest", ""), "row": "pooled",
+                "threshold": float(r["threshold"]["value"])}
+        rows.append({**base, **{results_header(k, h): r["pooled"].get(k) for k, h in RESULTS_COLUMNS}})
+        if per_seed:
+            for s in r.get("per_seed") or []:
+                rows.append({**base, "row": f"seed {int(s['seed'])}",
+                             **{results_header(k, h): s.get(k) for k, h in RESULTS_COLUMNS}})
+    df = pd.DataFrame(rows)
+    if not per_seed and not df.empty:
+        df = df.drop(columns="row")
+    return df
+
+
+def results_table_text(table: pd.DataFrame) -> str:
+    """The table as text: metrics with one decimal, the threshold with the significant digits that
+    tell its values apart (:func:`distinguishing_digits`), then the legend."""
+    d = distinguishing_digits(table["threshold"].tolist()) if "threshold" in table else 4
+
+    def metric(v: object) -> str:
+        return "nan" if v is None or v != v else f"{float(v):.1f}"  # type: ignore[arg-type]
+
+    formatters = {c: metric for c in table.columns if c not in ("results", "model", "checkpoint", "test set", "row")}
+    formatters["threshold"] = lambda v: f"{float(v):.{d}g}"
+    return table.to_string(index=False, formatters=formatters) + "\n\n" + RESULTS_LEGEND

@@ -10,6 +10,12 @@ Audio rules (the same for positives and offscreen clips, every model):
   (``scipy.signal.resample_poly``, Kaiser window, zero phase), after the mixdown.
 * **Range**: the result is float32 clipped to [-1, 1] (integer PCM is scaled by soundfile to
   [-1, 1); float files and the resampling filter can overshoot slightly).
+* **Validity**: a file with NaN or infinite samples, or whose decoded length disagrees with the
+  length its WAV header declares (a truncated file), is refused with a :class:`MediaError` naming the
+  file and the sample id. Audio shorter than :data:`MIN_AUDIO_SECONDS` is refused by the media check
+  (like a missing file: the run stops with a list, or ``on_missing="skip"`` drops and records it):
+  every model tiles a short clip to its input window, and a tiled fraction of a second is not the
+  clip's sound.
 
 Images are decoded with Pillow and converted to RGB ``uint8`` arrays at their native size; resizing
 is each model's preprocessing.
@@ -19,7 +25,8 @@ model runs: existence, and whether the file decodes (JPEG/PNG: a reduced-size de
 the whole compressed stream, so truncated files are caught; audio: the header, or the whole file with
 ``deep=True``). A set with problems raises one :class:`MediaError` that gives the count and the first
 few ids, unless the caller passes ``on_missing="skip"``, in which case those samples are dropped and
-recorded in the load report.
+recorded in the load report. The check also refuses audio shorter than :data:`MIN_AUDIO_SECONDS`
+and WAV files whose header declares more (or fewer) frames than the file holds.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SAMPLE_RATE",
+    "MIN_AUDIO_SECONDS",
     "OnMissing",
     "MediaError",
     "MediaCheck",
@@ -50,6 +58,7 @@ __all__ = [
     "RealTestSet",
     "read_image",
     "read_audio",
+    "wav_declared_frames",
     "to_mono",
     "resample",
     "check_media",
@@ -62,6 +71,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_RATE = 16_000
 """Sample rate (Hz) that audio is delivered at unless a caller asks for another."""
+
+MIN_AUDIO_SECONDS = 0.5
+"""Shortest audio clip a real test set accepts (seconds). Every model tiles a shorter clip to its
+input window (1 to 10 s), so below half a second the "positive" audio is mostly repetition; the
+paper's VGG-SS and IS3 clips are 10 s and 3 s long."""
 
 OnMissing = Literal["raise", "skip"]
 """What a loader does with samples whose media are missing or unreadable."""
@@ -121,24 +135,78 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def read_audio(path: str | Path, target_sr: int | None = DEFAULT_SAMPLE_RATE) -> tuple[np.ndarray, int]:
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE file's header declares (``data`` chunk size / block align), or ``None`` for
+    other formats, streamed WAVs (size 0 or 0xFFFFFFFF) and unparsable headers.
+
+    libsndfile silently shortens a truncated WAV to the bytes present, so comparing this count with
+    the decoded length is what reveals a file cut short.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                ch = f.read(8)
+                if len(ch) < 8:
+                    return None
+                cid, size = ch[:4], struct.unpack("<I", ch[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        f.seek(1, 1)
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size % 2), 1)
+    except OSError:
+        return None
+
+
+def read_audio(
+    path: str | Path, target_sr: int | None = DEFAULT_SAMPLE_RATE, *, sample_id: str | None = None,
+) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32 in [-1, 1] at ``target_sr`` (``None``: the file's rate).
 
     Returns ``(waveform, sample_rate)``. Stereo is mixed down by the channel mean, then the waveform is
-    resampled (see the module docstring). Raises :class:`MediaError` naming the file if it is missing,
-    empty or cannot be decoded.
+    resampled (see the module docstring). Raises :class:`MediaError` naming the file (and
+    ``sample_id``, the test-set sample it belongs to, when given) if it is missing, empty, cannot be
+    decoded, holds NaN or infinite samples, or decodes to another length than its WAV header declares.
     """
     import soundfile as sf
 
     p = Path(path)
+    who = f" (sample {sample_id})" if sample_id is not None else ""
     if not p.is_file():
-        raise MediaError(f"audio file not found: {p}")
+        raise MediaError(f"audio file not found: {p}{who}")
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError) as e:  # soundfile.LibsndfileError is a RuntimeError
-        raise MediaError(f"audio file {p} cannot be decoded: {e}") from None
+        raise MediaError(f"audio file {p}{who} cannot be decoded: {e}") from None
     if data.shape[0] == 0:
-        raise MediaError(f"audio file {p} has no samples")
+        raise MediaError(f"audio file {p}{who} has no samples")
+    declared = wav_declared_frames(p)
+    if declared is not None and declared != data.shape[0]:
+        raise MediaError(
+            f"audio file {p}{who}: its header declares {declared} frames ({declared / sr:.3f} s) but "
+            f"{data.shape[0]} decode ({data.shape[0] / sr:.3f} s); the file is truncated or its header is wrong"
+        )
+    bad = ~np.isfinite(data)
+    if bad.any():
+        frame = int(np.argwhere(bad)[0][0])
+        raise MediaError(
+            f"audio file {p}{who}: {int(bad.sum())} NaN/infinite sample value(s), the first at frame "
+            f"{frame} ({frame / sr:.3f} s); expected finite samples"
+        )
     mono = to_mono(data).astype(np.float32, copy=False)
     if target_sr is not None and sr != target_sr:
         mono = resample(mono, sr, target_sr)
@@ -181,7 +249,7 @@ class MediaCheck:
         first = "; ".join(f"{i}: {', '.join(self.problems[i])}" for i in ids[:limit])
         more = f"; ... and {len(ids) - limit} more" if len(ids) > limit else ""
         return (
-            f"{name}: {len(ids)} of {self.n_checked} samples have missing or unreadable media under "
+            f"{name}: {len(ids)} of {self.n_checked} samples have missing, unreadable, truncated or too short media under "
             f"{self.root} ({first}{more})"
         )
 
@@ -218,11 +286,20 @@ def _check_audio(p: Path, deep: bool) -> tuple[str | None, tuple[int, int, float
         info = sf.info(str(p))
         if info.frames == 0 or info.samplerate <= 0:
             return f"audio empty ({p.name})", None
+        declared = wav_declared_frames(p)
+        if declared is not None and declared != info.frames:
+            return (f"audio truncated ({p.name}: header declares {declared} frames, the file holds "
+                    f"{info.frames})"), None
+        seconds = info.frames / info.samplerate
+        if seconds < MIN_AUDIO_SECONDS:
+            return f"audio too short ({p.name}: {seconds:.3f} s < {MIN_AUDIO_SECONDS} s minimum)", None
         if deep:
-            sf.read(str(p), dtype="float32", always_2d=True)
+            data, _ = sf.read(str(p), dtype="float32", always_2d=True)
+            if not np.isfinite(data).all():
+                return f"audio has NaN/infinite samples ({p.name})", None
     except (RuntimeError, ValueError) as e:  # soundfile.LibsndfileError is a RuntimeError
         return f"audio unreadable ({p.name}: {e})", None
-    return None, (int(info.samplerate), int(info.channels), info.frames / info.samplerate)
+    return None, (int(info.samplerate), int(info.channels), seconds)
 
 
 def check_media(
@@ -436,7 +513,7 @@ class RealTestSet:
             raise MediaError(f"{self.name}: no media root was given; pass media_root= to the loader to read media")
         img = read_image(s.image) if isinstance(s.image, Path) else s.image
         if isinstance(s.audio, Path):
-            aud, sr = read_audio(s.audio, self.target_sr)
+            aud, sr = read_audio(s.audio, self.target_sr, sample_id=s.id)
         else:
             aud, sr = s.audio, s.sample_rate
         meta = dict(s.meta)
