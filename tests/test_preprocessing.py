@@ -318,3 +318,29 @@ def test_clips_of_different_lengths_are_encoded_by_length_group() -> None:
 def test_to_tensor_matches_torchvision() -> None:
     rgb = np.random.default_rng(2).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
     assert torch.equal(to_tensor(rgb), T.ToTensor()(rgb))
+
+
+def test_figures_show_each_models_view_on_the_gt_frame(media: dict[str, Any]) -> None:
+    """Fig. 2 draws, per model row, the image that model saw, stretched over the 224 × 224 GT frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vssl_helpers.report.figures import plot_qualitative_grid
+
+    sid = CLIPS[0][0]
+    decoded = np.asarray(media["images"][sid])
+    views = {m: get_config(m).preprocessing.image_transform.view(decoded) for m in ("lvs", "demo-ezvsl")}
+    assert views["lvs"].shape == (224, 224, 3) and views["demo-ezvsl"].shape == (112, 112, 3)
+    np.testing.assert_allclose(views["lvs"], pil_short_side_crop(media["images"][sid]).permute(1, 2, 0).numpy(), atol=1e-6)
+    maps = {m: {"positive": torch.rand(7, 7), "silence": torch.rand(7, 7)} for m in views}
+    fig = plot_qualitative_grid(maps, {m: 0.5 for m in views}, views, gt=np.ones((224, 224), bool))
+    try:
+        for r, m in enumerate(views):
+            for ax in fig.axes[3 * r : 3 * r + 3]:
+                shown = ax.get_images()[0]
+                assert shown.get_array().shape == views[m].shape, m
+                assert tuple(shown.get_extent()) == (-0.5, 223.5, 223.5, -0.5)
+    finally:
+        plt.close(fig)

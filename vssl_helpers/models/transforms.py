@@ -105,6 +105,11 @@ class ImageTransform(ABC):
     def describe(self) -> str:
         """One line for model cards."""
 
+    def view(self, decoded: Any) -> np.ndarray:
+        """The image the model sees, for figures: this transform's output as ``H × W × 3`` floats
+        clipped to [0, 1] (before the model's normalisation)."""
+        return display_image(self(decoded))
+
 
 @dataclass(frozen=True)
 class PILSquashResize(ImageTransform):
