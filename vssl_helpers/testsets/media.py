@@ -12,7 +12,9 @@ Audio rules (the same for positives and offscreen clips, every model):
   [-1, 1); float files and the resampling filter can overshoot slightly).
 
 Images are decoded with Pillow and converted to RGB ``uint8`` arrays at their native size; resizing
-is each model's preprocessing.
+is each model's preprocessing (``preprocessing.image_transform``, :mod:`vssl_helpers.models.transforms`),
+applied by the engine to this decoded original. Clips are delivered whole; each model's front end
+chooses its window (:meth:`RealTestSet.load_image`, :meth:`RealTestSet.load_audio`).
 
 The **media check** (:func:`check_media`) looks at every image and audio file of a test set before any
 model runs: existence, and whether the file decodes (JPEG/PNG: a reduced-size decode, which still reads
