@@ -104,7 +104,8 @@ def compute_extended_maps(
         offscreen_index: S × N int array: for seed s, sample i is paired with clip
             ``offscreen_index[s, i]`` as off-screen audio.
         noise: ``noise(seed_index, sample_index, n_samples) -> waveform``, the noise clip of that
-            (seed, sample), drawn at the model's clip length (``preprocessing.audio_seconds``) (e.g. :func:`vssl_helpers.negatives.noise` with the manifest's seeds).
+            (seed, sample), drawn at the model's clip length (``preprocessing.audio_seconds``), e.g.
+            :func:`vssl_helpers.negatives.noise` with the manifest's seeds.
         gt: N × 224 × 224 masks, passed to models that declare ``config.needs_gt``.
     """
     from tqdm.auto import tqdm
