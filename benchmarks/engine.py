@@ -30,9 +30,6 @@ VGGSS_SIZE = 5158
 
 def naive_sample(model, ds, manifest, row: int, t: float) -> tuple[dict, dict]:
     """Reference-style: every (type, seed) a fresh full forward at batch 1 with media read again."""
-    from PIL import Image
-
-    from vssl_helpers.engine import _fit_length
     from vssl_helpers.metrics import upsample
     from vssl_helpers.negatives import noise_waveform
 
@@ -43,7 +40,6 @@ def naive_sample(model, ds, manifest, row: int, t: float) -> tuple[dict, dict]:
     for s in range(manifest.n_seeds):
         for kind in ("positive", "silence", "noise", "offscreen"):
             smp = ds.load(ds.index(sid))  # per-sample decode, as a per-item Dataset does
-            img = np.asarray(Image.fromarray(smp.image).resize((pre.image_size,) * 2, Image.Resampling.BILINEAR))
             if kind == "positive":
                 wave = smp.audio
             elif kind == "silence":
@@ -52,8 +48,8 @@ def naive_sample(model, ds, manifest, row: int, t: float) -> tuple[dict, dict]:
                 wave = noise_waveform(int(manifest.noise_seeds[row, s]), n)
             else:
                 wave = ds.load(ds.index(manifest.pool[manifest.offscreen[row, s]].id)).audio
-            x = torch.from_numpy(img[None].copy()).permute(0, 3, 1, 2).float() / 255
-            a = torch.from_numpy(_fit_length(np.asarray(wave, np.float32), n))[None]
+            x = pre.image_transform(smp.image)[None]  # the model's own transform of the decoded image
+            a = torch.from_numpy(np.asarray(wave, np.float32))[None]  # whole clip: the model picks its window
             with torch.no_grad():
                 m = model.joint_maps(x, a)[0]
             maps[(kind, s)] = m

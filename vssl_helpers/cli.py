@@ -347,16 +347,14 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _print_dtype_check(model: Any, ds: Any, args: argparse.Namespace) -> None:
     """Measured accuracy of reduced precision on the first 64 samples, printed before the run."""
-    import numpy as np
     import torch
 
     from .engine import _MediaSource, compare_dtypes
 
-    pre = model.config.preprocessing
-    src = _MediaSource(ds, pre.image_size, pre.sample_rate, int(round(pre.sample_rate * pre.audio_seconds)))
+    src = _MediaSource(ds, model.config.preprocessing)
     n = min(64, len(src.ids))
-    imgs = torch.from_numpy(np.stack([src.image(j) for j in range(n)])).permute(0, 3, 1, 2).float() / 255
-    aud = torch.from_numpy(np.stack([src.audio(j) for j in range(n)]))
+    imgs = torch.stack([src.image(j) for j in range(n)])  # the model's own image transform
+    aud = [torch.from_numpy(src.audio(j)) for j in range(n)]  # whole clips
     c = compare_dtypes(model, imgs, aud, args.dtype, args.device)
     print(f"{args.dtype} accuracy check on {n} positive maps: max |diff| {c['max_abs_diff']:.3g}, mean |diff| "
           f"{c['mean_abs_diff']:.3g} (map range {c['map_range']:.3g})", file=sys.stderr)

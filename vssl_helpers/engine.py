@@ -27,7 +27,7 @@ import torch
 import torch.utils.data
 
 from . import metrics as M
-from .models.registry import VSSLModel
+from .models.registry import Preprocessing, VSSLModel
 from .negatives import Manifest
 from .store import MapStore, StoreKey, StoreRun, atomic_write, state_dict_sha256
 from .threshold import NEGATIVE_TYPES, ThresholdRule, UniversalThreshold, per_sample_max
@@ -96,19 +96,25 @@ def compute_extended_maps(
     """Maps of ``model`` for every sample with its positive audio and the S seeds' negatives.
 
     Args:
-        images: N × 3 × H × W float in [0, 1] at the model's input size.
-        audio: N × T positive waveforms (the off-screen pool is these same clips).
+        images: N × 3 × H × W float in [0, 1], the model's input images (its transform applied).
+        audio: N × T positive waveforms, whole clips of equal length (the model's front end picks its
+            window); the off-screen pool is these same clips (encoded a second time, through
+            :meth:`~vssl_helpers.models.registry.VSSLModel.encode_offscreen_audio`, for models whose
+            off-screen window differs).
         offscreen_index: S × N int array: for seed s, sample i is paired with clip
             ``offscreen_index[s, i]`` as off-screen audio.
         noise: ``noise(seed_index, sample_index, n_samples) -> waveform``, the noise clip of that
-            (seed, sample) (e.g. :func:`vssl_helpers.negatives.noise` with the manifest's seeds).
+            (seed, sample), drawn at the model's clip length (``preprocessing.audio_seconds``), e.g.
+            :func:`vssl_helpers.negatives.noise` with the manifest's seeds.
         gt: N × 224 × 224 masks, passed to models that declare ``config.needs_gt``.
     """
     from tqdm.auto import tqdm
 
     device = torch.device(device)
     model = model.to(device).eval()
-    n, t = audio.shape
+    n = audio.shape[0]
+    pre = model.config.preprocessing
+    t = int(round(pre.sample_rate * pre.audio_seconds))  # noise and silence: the model's clip length
     s_count = offscreen_index.shape[0]
     if offscreen_index.shape != (s_count, n):
         raise ValueError(f"offscreen_index: expected shape (S, {n}), got {offscreen_index.shape}")
@@ -121,6 +127,8 @@ def compute_extended_maps(
 
     visual = torch.cat([enc_img(s, min(s + batch_size, n)) for s in range(0, n, batch_size)])
     pos_emb = _batched(model.encode_audio, audio, batch_size, device)
+    # the off-screen pool is these clips, read through the model's off-screen window
+    off_emb = _batched(model.encode_offscreen_audio, audio, batch_size, device) if model.offscreen_window_differs else pos_emb
     sil_emb = model.encode_audio(torch.zeros(1, t, device=device))
     positive = model.similarity(visual, pos_emb)
     silence = model.similarity(visual, sil_emb.expand(n, *sil_emb.shape[1:]))
@@ -128,7 +136,7 @@ def compute_extended_maps(
     for s in tqdm(range(s_count), desc=f"{model.config.name}: seeds", disable=not progress):
         clips = torch.from_numpy(np.stack([noise(s, i, t) for i in range(n)]).astype(np.float32))
         noise_maps.append(model.similarity(visual, _batched(model.encode_audio, clips, batch_size, device)))
-        off_maps.append(model.similarity(visual, pos_emb[torch.as_tensor(offscreen_index[s], device=device)]))
+        off_maps.append(model.similarity(visual, off_emb[torch.as_tensor(offscreen_index[s], device=device)]))
     return ExtendedMaps(
         positive=positive.float().cpu(),
         silence=silence.float().cpu(),
@@ -272,16 +280,32 @@ def summarize_extended(
 # Stored path: media sources, DataLoader datasets, shards
 
 
-def _fit_length(wave: np.ndarray, n: int) -> np.ndarray:
-    """Centre-crop or tile a mono waveform to ``n`` samples (what every adapter does to its input),
-    so that clips of different lengths can be batched."""
-    t = wave.shape[-1]
-    if t == n:
-        return wave
-    if t > n:
-        s = (t - n) // 2
-        return wave[s : s + n]
-    return np.tile(wave, -(-n // t))[:n]
+def _collate_clips(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Whole clips of a batch, kept as a list (their lengths may differ; see :func:`_encode_clips`)."""
+    return list(batch)
+
+
+def _encode_clips(encode: Callable[[torch.Tensor], torch.Tensor], clips: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """``encode`` of whole clips of possibly different lengths, rows in input order.
+
+    The model's front end chooses its window from the whole clip, so clips are not cut to a common
+    length here; clips of equal length are stacked and encoded together (one call in the common
+    all-equal case), each length group separately otherwise.
+    """
+    if not clips:
+        raise ValueError("_encode_clips: no clips")
+    lengths = [int(c.shape[-1]) for c in clips]
+    if len(set(lengths)) == 1:
+        return encode(torch.stack(clips).to(device, non_blocking=True))
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(n, []).append(i)
+    out: list[torch.Tensor | None] = [None] * len(clips)
+    for idx in groups.values():
+        emb = encode(torch.stack([clips[i] for i in idx]).to(device, non_blocking=True))
+        for k, i in enumerate(idx):
+            out[i] = emb[k]
+    return torch.stack(out)  # type: ignore[arg-type]
 
 
 def testset_fingerprint(testset: Any, image_size: int) -> str:
@@ -297,19 +321,25 @@ def testset_fingerprint(testset: Any, image_size: int) -> str:
 
 
 class _MediaSource:
-    """Uniform access to a synthetic or real test set: image (uint8, model size), audio, GT mask.
+    """Uniform access to a synthetic or real test set: model input image, whole audio clip, GT mask.
 
-    Synthetic sets are read from their cached arrays (generated once); real sets are decoded from
-    their files on every access (in DataLoader workers). Both resize images with PIL bilinear, the
-    resize of :meth:`SyntheticSet.arrays`.
+    Images go through the model's own transform (``preprocessing.image_transform``) applied to the
+    decoded original image, giving float32 ``3 × S × S`` in [0, 1]. Real sets are decoded from their
+    files on every access (in DataLoader workers); synthetic sets are read from their cached arrays,
+    rendered at the model's size, where every transform is the identity. Audio is the whole clip at
+    the model's rate (the model's front end chooses its window); ``n_audio`` is the model's clip
+    length, at which noise and silence are drawn.
     """
 
-    def __init__(self, testset: Any, image_size: int, sample_rate: int, n_audio: int, progress: bool = False) -> None:
+    def __init__(self, testset: Any, preprocessing: Preprocessing, progress: bool = False) -> None:
         from .testsets.media import RealTestSet
         from .testsets.synthetic import SyntheticSet
 
-        self.image_size = int(image_size)
-        self.n_audio = int(n_audio)
+        pre = preprocessing
+        self.image_size = int(pre.image_size)
+        self.transform = pre.image_transform
+        self.n_audio = int(round(pre.sample_rate * pre.audio_seconds))
+        sample_rate = pre.sample_rate
         if isinstance(testset, SyntheticSet):
             if testset.config.sample_rate != sample_rate:
                 raise ValueError(
@@ -335,32 +365,22 @@ class _MediaSource:
             raise TypeError(f"testset: expected a SyntheticSet or RealTestSet, got {type(testset).__name__}")
         self.index = {sid: j for j, sid in enumerate(self.ids)}
 
-    def image(self, j: int) -> np.ndarray:
-        if self._set is None:
-            return self._images[j]
-        img = self._set.load(j).image
-        if img.shape[0] != self.image_size or img.shape[1] != self.image_size:
-            from PIL import Image
+    def decoded_image(self, j: int) -> np.ndarray:
+        """Row ``j``'s image as decoded (uint8 ``H × W × 3``; synthetic: at the model's size)."""
+        return self._images[j] if self._set is None else self._set.load_image(j)
 
-            img = np.asarray(Image.fromarray(img).resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
-        return img
+    def image(self, j: int) -> torch.Tensor:
+        """Row ``j``'s network input image: float32 ``3 × S × S`` in [0, 1] (before normalisation)."""
+        return self.transform(self.decoded_image(j))
 
     def audio(self, j: int) -> np.ndarray:
-        if self._set is None:
-            wave = self._audio[j]
-        else:
-            s = self._set.samples[j]
-            if isinstance(s.audio, Path):
-                from .testsets.media import read_audio
-
-                wave, _ = read_audio(s.audio, self._set.target_sr, sample_id=s.id)
-            else:
-                wave = s.audio
-        return _fit_length(np.asarray(wave, np.float32), self.n_audio)
+        """Row ``j``'s whole clip, float32 mono at the model's rate."""
+        wave = self._audio[j] if self._set is None else self._set.load_audio(j)
+        return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 class _AudioDataset(torch.utils.data.Dataset):
-    """Audio of test-set rows (pool clips)."""
+    """Whole audio clips of test-set rows (pool clips); batch with :func:`_collate_clips`."""
 
     def __init__(self, source: _MediaSource, rows: np.ndarray) -> None:
         self.source, self.rows = source, rows
@@ -369,12 +389,14 @@ class _AudioDataset(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.source.audio(int(self.rows[i]))))
+        return torch.from_numpy(self.source.audio(int(self.rows[i])).copy())
 
 
 class _ItemDataset(torch.utils.data.Dataset):
-    """Everything one manifest row needs: image (uint8 HWC), GT if the model reads it, positive audio
-    if it is not a pool clip, and its S noise clips (generated here, i.e. in the workers)."""
+    """Everything one manifest row needs: the model's input image (float32 ``3 × S × S``, the model's
+    transform applied in the worker), GT if the model reads it, the whole positive clip if it is not a
+    pool clip, and its S noise clips at the model's clip length (generated here, in the workers).
+    Batch with :func:`_collate_items`."""
 
     def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray, need_gt: bool, need_audio: bool) -> None:
         self.source, self.rows, self.noise_seeds = source, rows, noise_seeds
@@ -390,14 +412,23 @@ class _ItemDataset(torch.utils.data.Dataset):
         n = self.source.n_audio
         out = {
             "row": torch.tensor(i),
-            "image": torch.from_numpy(np.array(self.source.image(j), copy=True)),  # a writable copy
+            "image": self.source.image(j),
             "noise": torch.from_numpy(np.stack([noise_waveform(int(k), n) for k in self.noise_seeds[i]])),
         }
         if self.need_gt:
             out["gt"] = torch.from_numpy(np.ascontiguousarray(self.source.masks[j]))
         if self.need_audio:
-            out["audio"] = torch.from_numpy(np.ascontiguousarray(self.source.audio(j)))
+            out["audio"] = torch.from_numpy(self.source.audio(j).copy())
         return out
+
+
+def _collate_items(batch: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    """Stack every field of :class:`_ItemDataset` rows except ``audio`` (whole clips, a list)."""
+    out: dict[str, Any] = {}
+    for key in batch[0]:
+        vals = [b[key] for b in batch]
+        out[key] = vals if key == "audio" else torch.stack(vals)
+    return out
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -487,8 +518,11 @@ def evaluate_stored(
     """Evaluate ``model`` on the extended ``testset`` through the map store, resuming finished work.
 
     Steps: (1) audio of every off-screen pool clip (the test set's own clips) is decoded in
-    ``num_workers`` DataLoader workers and encoded once, plus silence once; the embeddings are
-    stored. (2) Samples are processed in manifest order in shards of ``shard_size``; each image is
+    ``num_workers`` DataLoader workers and encoded once (twice, through the positive and the
+    off-screen window, for a model whose ``offscreen_window_differs``), plus silence once; the
+    embeddings are stored. Images reach the model through its own transform
+    (``preprocessing.image_transform``) applied to the decoded original, in the workers; clips reach it
+    whole (its front end picks the window), noise and silence at its clip length. (2) Samples are processed in manifest order in shards of ``shard_size``; each image is
     encoded once and paired with its positive (a pool embedding), silence, its S noise clips
     (generated in the workers and encoded) and its S off-screen clips (pool embeddings). Each shard
     is written atomically; shards already in the store are skipped. (3) Maps are read back from the
@@ -515,9 +549,8 @@ def evaluate_stored(
     cfg = model.config
     if not cfg.factorized:
         raise NotImplementedError(f"{cfg.name}: not factorized (joint forward); the stored engine needs encode/similarity")
-    pre = cfg.preprocessing
-    n_audio = int(round(pre.sample_rate * pre.audio_seconds))
-    source = _MediaSource(testset, pre.image_size, pre.sample_rate, n_audio, progress=progress)
+    source = _MediaSource(testset, cfg.preprocessing, progress=progress)
+    n_audio = source.n_audio
     missing = [sid for sid in manifest.ids if sid not in source.index]
     if missing:
         raise ValueError(
@@ -546,21 +579,33 @@ def evaluate_stored(
         loader_kw["prefetch_factor"] = 2
     timings: dict[str, float] = {}
 
-    # (1) pool audio embeddings + silence, once per (key, pool)
+    # (1) pool audio embeddings + silence, once per (key, pool); a model that reads off-screen clips
+    # through another window (offscreen_window_differs) also gets the pool's off-screen embeddings,
+    # stored after the positive ones under the ids "offscreen:<id>"
     t0 = time.perf_counter()
     pending = run.pending()
-    stored_pool = run.load_pool(pool_ids)
+    two_windows = model.offscreen_window_differs
+    stored_ids = pool_ids + ([f"offscreen:{pid}" for pid in pool_ids] if two_windows else [])
+    stored_pool = run.load_pool(stored_ids)
     if stored_pool is not None:
-        pool_emb, sil_emb = stored_pool["pool"].to(dev), stored_pool["silence"].to(dev)
+        both, sil_emb = stored_pool["pool"].to(dev), stored_pool["silence"].to(dev)
     elif pending:
-        loader = torch.utils.data.DataLoader(_AudioDataset(source, pool_rows), batch_size=batch_size, shuffle=False, **loader_kw)
-        embs = []
+        loader = torch.utils.data.DataLoader(
+            _AudioDataset(source, pool_rows), batch_size=batch_size, shuffle=False, collate_fn=_collate_clips, **loader_kw
+        )
+        embs: list[torch.Tensor] = []
+        off_embs: list[torch.Tensor] = []
         with _autocast(dev, dtype):
-            for wav in tqdm(loader, desc=f"{cfg.name}: pool audio", disable=not progress, unit="batch"):
-                embs.append(model.encode_audio(wav.to(dev, non_blocking=True)).float())
+            for clips in tqdm(loader, desc=f"{cfg.name}: pool audio", disable=not progress, unit="batch"):
+                embs.append(_encode_clips(model.encode_audio, clips, dev).float())
+                if two_windows:  # the same decoded clips, read through the off-screen window
+                    off_embs.append(_encode_clips(model.encode_offscreen_audio, clips, dev).float())
             sil_emb = model.encode_audio(torch.zeros(1, n_audio, device=dev)).float()
-        pool_emb = torch.cat(embs)
-        run.save_pool(pool_ids, pool_emb, sil_emb)
+        both = torch.cat(embs + off_embs)
+        run.save_pool(stored_ids, both, sil_emb)
+    if stored_pool is not None or pending:
+        pool_emb = both[: len(pool_ids)]
+        off_pool_emb = both[len(pool_ids) :] if two_windows else pool_emb
     timings["pool_audio_s"] = time.perf_counter() - t0
 
     # (2) shards
@@ -572,7 +617,7 @@ def evaluate_stored(
             i0, i1 = run.shard_range(k)
             batches.extend(list(range(b, min(b + batch_size, i1))) for b in range(i0, i1, batch_size))
         ds = _ItemDataset(source, rows, manifest.noise_seeds, cfg.needs_gt, need_audio)
-        loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, **loader_kw)
+        loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=_collate_items, **loader_kw)
         off_idx = torch.as_tensor(manifest.offscreen, device=dev)  # N × S pool indices
         pos_idx = torch.as_tensor(pos_pool, device=dev)
         buf: dict[str, list[torch.Tensor]] = {"positive": [], "silence": [], "noise": [], "offscreen": []}
@@ -584,11 +629,11 @@ def evaluate_stored(
             r = batch["row"].to(dev)
             b = r.shape[0]
             with _autocast(dev, dtype):
-                images = batch["image"].to(dev, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
+                images = batch["image"].to(dev, non_blocking=True)  # the model's transform, applied in the workers
                 gt = batch["gt"].to(dev) if cfg.needs_gt else None
                 visual = model.encode_images(images, gt=gt)
                 if need_audio:
-                    own = model.encode_audio(batch["audio"].to(dev, non_blocking=True)).float()
+                    own = _encode_clips(model.encode_audio, batch["audio"], dev).float()
                     pos = torch.where((pos_idx[r] >= 0).view(-1, *[1] * (own.dim() - 1)), pool_emb[pos_idx[r].clamp(min=0)], own)
                 else:
                     pos = pool_emb[pos_idx[r]]
@@ -601,7 +646,7 @@ def evaluate_stored(
                 vis_rep = visual.unsqueeze(0).expand(s_count, *visual.shape).reshape(s_count * b, *visual.shape[1:])
                 nmaps = model.similarity(vis_rep, nemb.to(visual.dtype)).float()
                 buf["noise"].append(nmaps.reshape(s_count, b, *nmaps.shape[1:]).cpu())
-                oemb = pool_emb[off_idx[r].T.reshape(-1)]  # seed-major
+                oemb = off_pool_emb[off_idx[r].T.reshape(-1)]  # seed-major
                 omaps = model.similarity(vis_rep, oemb.to(visual.dtype)).float()
                 buf["offscreen"].append(omaps.reshape(s_count, b, *omaps.shape[1:]).cpu())
             bar.update(b)
@@ -717,12 +762,14 @@ def write_results(path: str | Path, results: dict[str, Any]) -> Path:
 def compare_dtypes(
     model: VSSLModel,
     images: torch.Tensor,
-    audio: torch.Tensor,
+    audio: torch.Tensor | list[torch.Tensor],
     dtype: str,
     device: str | torch.device = "cpu",
     threshold: float | None = None,
 ) -> dict[str, float]:
     """Maps of paired (image, audio) rows in float32 and in ``dtype`` (autocast), compared.
+
+    ``audio``: ``B × T`` waveforms, or a list of B whole clips of possibly different lengths.
 
     Returns the max and mean absolute map difference, the map range (for scale), and, when a
     threshold is given, the fraction of upsampled pixels whose binarisation flips and the mean
@@ -731,10 +778,11 @@ def compare_dtypes(
     """
     dev = _resolve_device(device)
     model = model.to(dev).eval()
-    x, a = images.to(dev), audio.to(dev)
-    ref = model.similarity(model.encode_images(x), model.encode_audio(a)).float()
+    x = images.to(dev)
+    clips = list(audio) if isinstance(audio, (list, tuple)) else list(audio.unbind(0))
+    ref = model.similarity(model.encode_images(x), _encode_clips(model.encode_audio, clips, dev)).float()
     with _autocast(dev, dtype):
-        low = model.similarity(model.encode_images(x), model.encode_audio(a)).float()
+        low = model.similarity(model.encode_images(x), _encode_clips(model.encode_audio, clips, dev)).float()
     diff = (ref - low).abs()
     out = {
         "dtype": dtype,  # type: ignore[dict-item]

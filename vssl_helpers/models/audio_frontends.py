@@ -30,6 +30,7 @@ __all__ = [
     "ssl_align_window",
     "paper_ezvsl_window",
     "paper_fnac_window",
+    "paper_offscreen_window",
     "tukey_periodic",
     "ScipyLogPSD",
     "MelDB",
@@ -101,6 +102,14 @@ def paper_fnac_window(waveforms: torch.Tensor, sr: int) -> torch.Tensor:
     three = first_seconds(waveforms, sr, 3.0)
     shift = int(sr * 3.0 / 2) - int(t / 2)
     return torch.roll(three, shifts=shift, dims=-1)
+
+
+def paper_offscreen_window(waveforms: torch.Tensor, sr: int, seconds: float) -> torch.Tensor:
+    """Paper code, off-screen clip of EZ-VSL / SLAVC (``seconds`` = 10) and FNAC (3): the first
+    ``seconds``, tiled, **without** the roll applied to positives (paper-code-audit.md D7(c)). A clip
+    shorter than ``seconds / 2`` is tiled to full length here; the paper's code tiles it only twice
+    (its repeat count comes from the positive's length, D7(a)), which we do not reproduce."""
+    return first_seconds(waveforms, sr, seconds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,16 +233,32 @@ class Frontend(nn.Module):
 
     ``window(waveforms, sample_rate) -> waveforms`` is one of the functions above; ``spectrogram`` maps
     ``B × T'`` to ``B × 1 × F × frames``. ``description`` goes into ``Preprocessing.audio_frontend``.
+    The front end receives whole clips (nothing is cropped before it). ``offscreen_window``, when
+    given, is the window of clips used as off-screen audio (:meth:`offscreen`), for loaders that read
+    them differently from positives (the paper's code: first seconds without the centring roll,
+    paper-code-audit.md D7(c)); ``None`` reads them like positives.
     """
 
-    def __init__(self, window, spectrogram: nn.Module, sample_rate: int, description: str) -> None:
+    def __init__(self, window, spectrogram: nn.Module, sample_rate: int, description: str, offscreen_window=None) -> None:
         super().__init__()
         self.window = window
+        self.offscreen_window = offscreen_window
         self.spectrogram = spectrogram
         self.sample_rate = sample_rate
         self.description = description
 
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _check(waveforms: torch.Tensor) -> None:
         if waveforms.dim() != 2:
             raise ValueError(f"audio front end: expected B x T mono waveforms, got shape {tuple(waveforms.shape)}")
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        self._check(waveforms)
         return self.spectrogram(self.window(waveforms, self.sample_rate))
+
+    def offscreen(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """The spectrogram of clips used as off-screen audio (``offscreen_window``, or the positive
+        window when there is none)."""
+        self._check(waveforms)
+        window = self.window if self.offscreen_window is None else self.offscreen_window
+        return self.spectrogram(window(waveforms, self.sample_rate))

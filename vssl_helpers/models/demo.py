@@ -32,6 +32,7 @@ from torch import nn
 
 from ..threshold import ThresholdRule
 from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
+from .transforms import PILSquashResize
 
 __all__ = ["TwoTowerCNN", "SaliencyModel", "OracleModel", "DEMO_PREPROCESSING", "TRAINED_DEMOS"]
 
@@ -41,15 +42,18 @@ DEMO_PREPROCESSING = Preprocessing(
     image_std=(0.25, 0.25, 0.25),
     sample_rate=16000,
     audio_seconds=2.0,
-    audio_frontend="log-mel: 64 mels, n_fft 512, hop 256 (2 s -> 64 x 126), 10 log10(power + 1e-10)",
+    audio_frontend="2 s centred on the clip (tiled if shorter), log-mel: 64 mels, n_fft 512, hop 256 (2 s -> 64 x 126), 10 log10(power + 1e-10)",
     version=1,
+    # the synthetic generator's resize (SyntheticSet.arrays), so real and synthetic images match
+    image_transform=PILSquashResize(112, "bilinear"),
 )
 
 TRAINED_DEMOS = ("demo-ezvsl", "demo-lvs", "demo-negaware")
 
 
 def fit_audio_length(waveforms: torch.Tensor, n: int) -> torch.Tensor:
-    """Centre-crop or tile each waveform (``B × T``) to exactly ``n`` samples."""
+    """The demo models' window: centre-crop or tile each waveform (``B × T``) to exactly ``n``
+    samples (the whole clip reaches the model; this is where it is cut)."""
     t = waveforms.shape[-1]
     if t == n:
         return waveforms

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import torch
@@ -27,9 +28,10 @@ import torchvision
 from torch import nn
 
 from ..threshold import ThresholdRule
-from .audio_frontends import Frontend, ScipyLogPSD, centred_window, paper_ezvsl_window, paper_fnac_window
+from .audio_frontends import Frontend, ScipyLogPSD, centred_window, paper_ezvsl_window, paper_fnac_window, paper_offscreen_window
 from .lvs_family import IMAGENET_MEAN, IMAGENET_STD, normalise_images
 from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+from .transforms import PILSquashResize, TensorSquashResize
 
 __all__ = ["EZVSLNet", "SLAVCNet", "ezvsl", "fnac", "slavc", "EZVSL_CONFIG", "FNAC_CONFIG", "SLAVC_CONFIG", "TAU"]
 
@@ -61,15 +63,18 @@ def vision_map(m: torchvision.models.ResNet, x: torch.Tensor) -> torch.Tensor:
 class _TorchvisionPair(VSSLModel):
     """Shared plumbing: normalisation buffers, front end, units conversion."""
 
-    def __init__(self, config: ModelConfig, frontend: Frontend, image_geometry: str, units: Protocol) -> None:
+    def __init__(self, config: ModelConfig, frontend: Frontend, units: Protocol) -> None:
         super().__init__()
         self.config = config
-        self.image_geometry = image_geometry
         self.units = units
         self.frontend = frontend
         pre = config.preprocessing
         self.register_buffer("image_mean", torch.tensor(pre.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(pre.image_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def offscreen_window_differs(self) -> bool:
+        return self.frontend.offscreen_window is not None
 
     def _units(self, cos: torch.Tensor) -> torch.Tensor:
         # official: cos / tau (forward's second output); paper code: (cos + 1) / 2
@@ -90,8 +95,8 @@ class _TorchvisionPair(VSSLModel):
 class EZVSLNet(_TorchvisionPair):
     """EZ-VSL / FNAC: ``imgnet`` + ``img_proj`` (1 × 1 conv) and ``audnet`` + ``aud_proj`` (linear)."""
 
-    def __init__(self, config: ModelConfig, frontend: Frontend, image_geometry: str, units: Protocol, dim: int = 512) -> None:
-        super().__init__(config, frontend, image_geometry, units)
+    def __init__(self, config: ModelConfig, frontend: Frontend, units: Protocol, dim: int = 512) -> None:
+        super().__init__(config, frontend, units)
         self.imgnet = vision_trunk()
         self.img_proj = nn.Conv2d(512, dim, kernel_size=1)
         self.audnet = audio_trunk()
@@ -101,9 +106,14 @@ class EZVSLNet(_TorchvisionPair):
         x = normalise_images(images, self.image_mean, self.image_std)
         return F.normalize(self.img_proj(vision_map(self.imgnet, x)), dim=1)
 
-    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
-        spec = self.frontend(waveforms.to(self.image_mean.device))
+    def _embed_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.aud_proj(self.audnet(spec)), dim=1)
+
+    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self._embed_spectrogram(self.frontend(waveforms.to(self.image_mean.device)))
+
+    def encode_offscreen_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self._embed_spectrogram(self.frontend.offscreen(waveforms.to(self.image_mean.device)))
 
     def _pair(self, visual: torch.Tensor, audio: torch.Tensor, mode: str) -> torch.Tensor:
         eq = "bdhw,bd->bhw" if mode == "b" else "vdhw,ad->vahw"
@@ -118,8 +128,8 @@ class SLAVCNet(_TorchvisionPair):
     ``B × 2 × D × 7 × 7``, audio ``B × 2 × D``.
     """
 
-    def __init__(self, config: ModelConfig, frontend: Frontend, image_geometry: str, units: Protocol, dim: int = 512, use_momentum_eval: bool = False) -> None:
-        super().__init__(config, frontend, image_geometry, units)
+    def __init__(self, config: ModelConfig, frontend: Frontend, units: Protocol, dim: int = 512, use_momentum_eval: bool = False) -> None:
+        super().__init__(config, frontend, units)
         self.use_momentum_eval = use_momentum_eval
         for prefix in ("", "momentum_"):
             setattr(self, prefix + "imgnet", vision_trunk())
@@ -137,9 +147,15 @@ class SLAVCNet(_TorchvisionPair):
         f = vision_map(self._branch("imgnet"), x)
         return torch.stack([F.normalize(self._branch(f"img_proj{k}")(f), dim=1) for k in (1, 2)], dim=1)
 
-    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
-        f = self._branch("audnet")(self.frontend(waveforms.to(self.image_mean.device)))
+    def _embed_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
+        f = self._branch("audnet")(spec)
         return torch.stack([F.normalize(self._branch(f"aud_proj{k}")(f), dim=1) for k in (1, 2)], dim=1)
+
+    def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self._embed_spectrogram(self.frontend(waveforms.to(self.image_mean.device)))
+
+    def encode_offscreen_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self._embed_spectrogram(self.frontend.offscreen(waveforms.to(self.image_mean.device)))
 
     def _pair(self, visual: torch.Tensor, audio: torch.Tensor, mode: str) -> torch.Tensor:
         eq = "bkdhw,bkd->bhw" if mode == "b" else "vkdhw,akd->vahw"
@@ -151,10 +167,10 @@ class SLAVCNet(_TorchvisionPair):
 # --------------------------------------------------------------------------------------------------
 
 _OFFICIAL_AUDIO = "3 s centred on the clip (tiled if short), clip [-1,1], scipy PSD (periodic Tukey 0.25, nperseg 512, noverlap 274, density), log(P+1e-7)/12 -> 1 x 257 x 200 at 16 kHz"
-_PAPER_AUDIO = "paper code: first 10 s (tiled), rolled so the clip centre is at 5 s, scipy PSD over 10 s (257 x 671), log(P+1e-7)/12, centre crop of 200 frames (columns 236-435)"
-_PAPER_FNAC_AUDIO = "paper code (FNAC): first 3 s (tiled), rolled by 1.5 s*sr - T/2 samples (-56,000 for a 10 s clip), scipy PSD noverlap 274, log(P+1e-7)/12 -> 1 x 257 x 200"
-_OFFICIAL_GEOMETRY = "PIL Resize((224, 224)) bicubic (squash)"
-_PAPER_GEOMETRY = "tensor Resize((224, 224)) bicubic (squash; no antialias in torchvision 0.14)"
+_PAPER_AUDIO = "paper code: first 10 s (tiled), rolled so the clip centre is at 5 s, scipy PSD over 10 s (257 x 671), log(P+1e-7)/12, centre crop of 200 frames (columns 236-435); off-screen clips: first 10 s without the roll"
+_PAPER_FNAC_AUDIO = "paper code (FNAC): first 3 s (tiled), rolled by 1.5 s*sr - T/2 samples (-56,000 for a 10 s clip), scipy PSD noverlap 274, log(P+1e-7)/12 -> 1 x 257 x 200; off-screen clips: first 3 s without the roll"
+_OFFICIAL_IMAGE = PILSquashResize(224, "bicubic")  # models.md §4.3, §5.3, §6.3
+_PAPER_IMAGE = TensorSquashResize(224)  # models.md §4.5, §5.5, §6.5
 
 _EZ_LAYOUT = {
     "display_name": "EZ-VSL",
@@ -176,7 +192,9 @@ EZVSL_CONFIG = ModelConfig(
     map_range=(-1.0 / TAU, 1.0 / TAU),
     threshold_rule=ThresholdRule(),
     preprocessing=Preprocessing(
-        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=3.0, audio_frontend=_OFFICIAL_AUDIO, version=1
+        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=3.0, audio_frontend=_OFFICIAL_AUDIO,
+        # 3: the image transform and the audio window are applied to the decoded original media
+        version=3, image_transform=_OFFICIAL_IMAGE,
     ),
     checkpoint_layout=_EZ_LAYOUT,
     paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022",
@@ -209,22 +227,25 @@ SLAVC_CONFIG = replace(
 )
 
 
-def _configure(base: ModelConfig, protocol: Protocol, paper_audio: str) -> tuple[ModelConfig, Frontend, str]:
+def _configure(base: ModelConfig, protocol: Protocol, paper_audio: str) -> tuple[ModelConfig, Frontend]:
     sr = base.preprocessing.sample_rate
     if protocol == "official":
-        frontend = Frontend(lambda w, s: centred_window(w, s, 3.0), ScipyLogPSD(sr, 512, 274), sr, _OFFICIAL_AUDIO)
-        return base, frontend, _OFFICIAL_GEOMETRY
+        frontend = Frontend(partial(centred_window, seconds=3.0), ScipyLogPSD(sr, 512, 274), sr, _OFFICIAL_AUDIO)
+        return base, frontend
     if protocol != "paper":
         raise ValueError(f"{base.name}: protocol must be 'official' or 'paper', got {protocol!r}")
+    # the paper's code reads an off-screen clip's first seconds without the roll it gives positives
     if base.name == "fnac":
-        frontend = Frontend(paper_fnac_window, ScipyLogPSD(sr, 512, 274), sr, paper_audio)
         seconds = 3.0
+        frontend = Frontend(paper_fnac_window, ScipyLogPSD(sr, 512, 274), sr, paper_audio,
+                            offscreen_window=partial(paper_offscreen_window, seconds=seconds))
     else:
-        frontend = Frontend(paper_ezvsl_window, ScipyLogPSD(sr, 512, 274, crop_frames=200), sr, paper_audio)
         seconds = 10.0
-    pre = replace(base.preprocessing, audio_seconds=seconds, audio_frontend=paper_audio, version=2)
+        frontend = Frontend(paper_ezvsl_window, ScipyLogPSD(sr, 512, 274, crop_frames=200), sr, paper_audio,
+                            offscreen_window=partial(paper_offscreen_window, seconds=seconds))
+    pre = replace(base.preprocessing, audio_seconds=seconds, audio_frontend=paper_audio, version=4, image_transform=_PAPER_IMAGE)
     units = "(mean cos + 1) / 2" if base.name == "slavc" else "(cos + 1) / 2"
-    return replace(base, preprocessing=pre, map_units=units, map_range=(0.0, 1.0)), frontend, _PAPER_GEOMETRY
+    return replace(base, preprocessing=pre, map_units=units, map_range=(0.0, 1.0)), frontend
 
 
 @register_model(EZVSL_CONFIG)
@@ -233,8 +254,8 @@ def ezvsl(pretrained: bool | str | os.PathLike = False, protocol: Protocol = "of
     (cos+1)/2 as in the paper's code (models.md §4.5)."""
     from .checkpoints import apply_pretrained
 
-    config, frontend, geometry = _configure(EZVSL_CONFIG, protocol, _PAPER_AUDIO)
-    return apply_pretrained(EZVSLNet(config, frontend, geometry, protocol), pretrained)
+    config, frontend = _configure(EZVSL_CONFIG, protocol, _PAPER_AUDIO)
+    return apply_pretrained(EZVSLNet(config, frontend, protocol), pretrained)
 
 
 @register_model(FNAC_CONFIG)
@@ -243,8 +264,8 @@ def fnac(pretrained: bool | str | os.PathLike = False, protocol: Protocol = "off
     models.md §6.5), tensor resize, maps in (cos+1)/2."""
     from .checkpoints import apply_pretrained
 
-    config, frontend, geometry = _configure(FNAC_CONFIG, protocol, _PAPER_FNAC_AUDIO)
-    return apply_pretrained(EZVSLNet(config, frontend, geometry, protocol), pretrained)
+    config, frontend = _configure(FNAC_CONFIG, protocol, _PAPER_FNAC_AUDIO)
+    return apply_pretrained(EZVSLNet(config, frontend, protocol), pretrained)
 
 
 @register_model(SLAVC_CONFIG)
@@ -252,5 +273,5 @@ def slavc(pretrained: bool | str | os.PathLike = False, protocol: Protocol = "of
     """SLAVC (online branch unless ``use_momentum_eval``). ``protocol='paper'`` as EZ-VSL."""
     from .checkpoints import apply_pretrained
 
-    config, frontend, geometry = _configure(SLAVC_CONFIG, protocol, _PAPER_AUDIO)
-    return apply_pretrained(SLAVCNet(config, frontend, geometry, protocol, use_momentum_eval=use_momentum_eval), pretrained)
+    config, frontend = _configure(SLAVC_CONFIG, protocol, _PAPER_AUDIO)
+    return apply_pretrained(SLAVCNet(config, frontend, protocol, use_momentum_eval=use_momentum_eval), pretrained)

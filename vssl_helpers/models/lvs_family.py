@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 from ..threshold import ThresholdRule
 from .audio_frontends import Frontend, ScipyLogPSD, first_seconds, ssl_align_window
 from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
+from .transforms import PILShortSideCentreCrop, TensorSquashResize
 
 __all__ = ["LVSResNet18", "LVSAVENet", "lvs", "sslalign", "LVS_CONFIG", "SSLALIGN_CONFIG", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -71,10 +73,9 @@ class LVSAVENet(DotProductMapModel):
     ``encode_images`` → unit 512 × 14 × 14 maps, ``encode_audio`` → unit 512-d vectors, maps =
     channel dot products."""
 
-    def __init__(self, config: ModelConfig, frontend: Frontend, image_geometry: str) -> None:
+    def __init__(self, config: ModelConfig, frontend: Frontend) -> None:
         super().__init__()
         self.config = config
-        self.image_geometry = image_geometry
         self.imgnet = LVSResNet18()
         self.audnet = LVSResNet18()
         self.frontend = frontend
@@ -121,7 +122,9 @@ LVS_CONFIG = ModelConfig(
     map_range=(-1.0, 1.0),
     threshold_rule=ThresholdRule(),
     preprocessing=Preprocessing(
-        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_LVS_TEN_SECONDS, version=1
+        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_LVS_TEN_SECONDS,
+        # 3: the image transform and the audio window are applied to the decoded original media
+        version=3, image_transform=PILShortSideCentreCrop(224, "bicubic"),  # models.md §3.3
     ),
     checkpoint_layout={
         "display_name": "LVS",
@@ -142,7 +145,8 @@ SSLALIGN_CONFIG = replace(
     name="sslalign",
     family="lvs",
     description="SSL-Align: LVS AVENet with SSL-Align weights; cosine map",
-    preprocessing=replace(LVS_CONFIG.preprocessing, audio_seconds=10.0, audio_frontend=_SSLALIGN_AUDIO),
+    # models.md §8.3: tensor bicubic resize (the paper's code copied this loader, so both protocols)
+    preprocessing=replace(LVS_CONFIG.preprocessing, audio_seconds=10.0, audio_frontend=_SSLALIGN_AUDIO, image_transform=TensorSquashResize(224)),
     checkpoint_layout={
         "display_name": "SSL-Align (LVS AVENet)",
         "top_level_key": "model_state_dict",
@@ -160,7 +164,7 @@ SSLALIGN_CONFIG = replace(
 
 def _lvs_frontend(kind: Literal["ten", "align"], sr: int) -> Frontend:
     if kind == "ten":
-        return Frontend(lambda w, s: first_seconds(w, s, 10.0), ScipyLogPSD(sr, 512, 274), sr, _LVS_TEN_SECONDS)
+        return Frontend(partial(first_seconds, seconds=10.0), ScipyLogPSD(sr, 512, 274), sr, _LVS_TEN_SECONDS)
     return Frontend(ssl_align_window, ScipyLogPSD(sr, 512, 353), sr, _SSLALIGN_AUDIO)
 
 
@@ -173,14 +177,13 @@ def lvs(pretrained: bool | str | os.PathLike = False, protocol: Protocol = "offi
 
     if protocol == "official":
         config, frontend = LVS_CONFIG, _lvs_frontend("ten", 16000)
-        geometry = "PIL Resize(224) on the short side (bicubic) + CenterCrop(224)"
     elif protocol == "paper":
-        pre = replace(LVS_CONFIG.preprocessing, audio_frontend=_SSLALIGN_AUDIO + " (paper code)", version=2)
+        pre = replace(LVS_CONFIG.preprocessing, audio_frontend=_SSLALIGN_AUDIO + " (paper code)", version=4,
+                      image_transform=TensorSquashResize(224))  # models.md §3.5
         config, frontend = replace(LVS_CONFIG, preprocessing=pre), _lvs_frontend("align", 16000)
-        geometry = "tensor Resize((224, 224)) bicubic (squash; no antialias in torchvision 0.14)"
     else:
         raise ValueError(f"lvs: protocol must be 'official' or 'paper', got {protocol!r}")
-    return apply_pretrained(LVSAVENet(config, frontend, geometry), pretrained)
+    return apply_pretrained(LVSAVENet(config, frontend), pretrained)
 
 
 @register_model(SSLALIGN_CONFIG)
@@ -191,5 +194,4 @@ def sslalign(pretrained: bool | str | os.PathLike = False, protocol: Protocol = 
 
     if protocol not in ("official", "paper"):
         raise ValueError(f"sslalign: protocol must be 'official' or 'paper', got {protocol!r}")
-    geometry = "tensor Resize((224, 224)) bicubic (squash; antialias depends on the torchvision version)"
-    return apply_pretrained(LVSAVENet(SSLALIGN_CONFIG, _lvs_frontend("align", 16000), geometry), pretrained)
+    return apply_pretrained(LVSAVENet(SSLALIGN_CONFIG, _lvs_frontend("align", 16000)), pretrained)

@@ -40,6 +40,7 @@ from torch import nn
 from ..threshold import RCGRAD_RULE
 from .lvs_family import LVSResNet18, normalise_images
 from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+from .transforms import PILSquashResize
 
 __all__ = ["ResNetSpec", "RCGradNet", "rcgrad", "official_postprocess", "RCGRAD_CONFIG", "CLIP_MEAN", "CLIP_STD"]
 
@@ -60,7 +61,10 @@ RCGRAD_CONFIG = ModelConfig(
     map_range=(0.0, 1.0),
     threshold_rule=RCGRAD_RULE,
     preprocessing=Preprocessing(
-        image_size=224, image_mean=CLIP_MEAN, image_std=CLIP_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_AUDIO, version=1
+        image_size=224, image_mean=CLIP_MEAN, image_std=CLIP_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_AUDIO,
+        # 3: the image transform is applied to the decoded original image and the clip reaches the
+        # model whole; audio_seconds is the length of noise and silence (the paper code's 10 s)
+        version=3, image_transform=PILSquashResize(224, "bicubic"),  # models.md §2.3
     ),
     checkpoint_layout={
         "display_name": "RCGrad",
@@ -133,7 +137,6 @@ class RCGradNet(VSSLModel):
             raise ValueError(f"rcgrad: audio_bn must be 'batch' or 'running', got {audio_bn!r}")
         self.config = config
         self.audio_bn = audio_bn
-        self.image_geometry = "PIL Resize((224, 224)) bicubic (squash), CLIP normalisation"
         self.image_encoder = LVSResNet18()
         self.audio_encoder = ResNetSpec()
         pre = config.preprocessing
@@ -211,5 +214,5 @@ def rcgrad(pretrained: bool | str | os.PathLike = False, protocol: Literal["offi
 
     if protocol not in ("official", "paper"):
         raise ValueError(f"rcgrad: protocol must be 'official' or 'paper', got {protocol!r}")
-    config = RCGRAD_CONFIG if audio_bn == "batch" else replace(RCGRAD_CONFIG, preprocessing=replace(RCGRAD_CONFIG.preprocessing, version=2))
+    config = RCGRAD_CONFIG if audio_bn == "batch" else replace(RCGRAD_CONFIG, preprocessing=replace(RCGRAD_CONFIG.preprocessing, version=4))
     return apply_pretrained(RCGradNet(config, audio_bn=audio_bn), pretrained)

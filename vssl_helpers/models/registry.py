@@ -11,6 +11,11 @@ Interface (DESIGN.md, "Model adapter")::
     audio = model.encode_audio(waveforms)       # B x T mono float32 at config.preprocessing.sample_rate
     maps = model.similarity(visual, audio)      # B x h x w maps at native resolution (paired rows)
     maps = model.similarity_all(visual, audio)  # Bv x Ba x h x w (every image with every audio)
+    off = model.encode_offscreen_audio(waveforms)  # = encode_audio unless model.offscreen_window_differs
+
+Images reach ``encode_images`` after ``config.preprocessing.image_transform`` (the model's own geometry,
+applied to the decoded original image); waveforms reach ``encode_audio`` whole, and the model's front
+end picks its window.
 
 Encoding every image once and every distinct audio once, then pairing, is what makes an extended
 evaluation fast. Models that cannot factor this way set ``config.factorized = False`` and implement
@@ -29,6 +34,7 @@ import torch
 from torch import nn
 
 from ..threshold import ThresholdRule
+from .transforms import ImageTransform, PILSquashResize
 
 __all__ = [
     "Preprocessing",
@@ -51,10 +57,14 @@ class Preprocessing:
         image_size: side of the square RGB input in pixels.
         image_mean, image_std: per-channel normalisation applied by the model to [0, 1] images.
         sample_rate: audio sample rate in Hz.
-        audio_seconds: length of the audio window the model reads (longer audio is centre-cropped,
-            shorter audio is tiled).
+        audio_seconds: the model's clip length: noise and silence are drawn at this length (the
+            model's own window then reads them as it reads a positive clip); positive and off-screen
+            clips reach the model whole, and its front end chooses its window.
         audio_frontend: short description of the spectrogram front end (for model cards).
         version: bump when preprocessing changes, so stored maps are invalidated.
+        image_transform: decoded original image → ``3 × image_size × image_size`` in [0, 1] (see
+            :mod:`vssl_helpers.models.transforms`); ``None`` (default) is a PIL bilinear squash to
+            ``image_size``. Its ``describe()`` is the image line of model cards.
     """
 
     image_size: int = 224
@@ -64,6 +74,15 @@ class Preprocessing:
     audio_seconds: float = 2.0
     audio_frontend: str = ""
     version: int = 1
+    image_transform: ImageTransform | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_transform is None:
+            object.__setattr__(self, "image_transform", PILSquashResize(self.image_size, "bilinear"))
+        elif int(self.image_transform.size) != int(self.image_size):
+            raise ValueError(
+                f"Preprocessing: image_transform gives {self.image_transform.size} px images but image_size is {self.image_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,20 @@ class VSSLModel(nn.Module, ABC):
 
     @abstractmethod
     def encode_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Audio embeddings of a batch of mono waveforms (``B × T``)."""
+        """Audio embeddings of a batch of mono waveforms (``B × T``, whole clips: the model's front
+        end chooses the window it reads)."""
+
+    @property
+    def offscreen_window_differs(self) -> bool:
+        """True when an off-screen clip is read through another window than a positive one (the
+        paper's code for EZ-VSL, SLAVC and FNAC: first seconds without the centring roll), so the
+        engine must encode the off-screen pool a second time with :meth:`encode_offscreen_audio`."""
+        return False
+
+    def encode_offscreen_audio(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Embeddings of clips used as off-screen audio; the same as :meth:`encode_audio` unless
+        :attr:`offscreen_window_differs`."""
+        return self.encode_audio(waveforms)
 
     @abstractmethod
     def similarity_all(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import torch
@@ -28,6 +29,7 @@ from ..threshold import ThresholdRule
 from .audio_frontends import Frontend, MelDB, first_seconds
 from .lvs_family import IMAGENET_MEAN, IMAGENET_STD, LVSAVENet
 from .registry import ModelConfig, Preprocessing, VSSLModel, register_model
+from .transforms import PILShortSideCentreCrop, TensorSquashResize
 
 __all__ = ["SSLTIENet", "ssltie", "SSLTIE_CONFIG"]
 
@@ -47,7 +49,9 @@ SSLTIE_CONFIG = ModelConfig(
     map_range=(-1.0, 1.0),
     threshold_rule=ThresholdRule(),
     preprocessing=Preprocessing(
-        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_AUDIO, version=1
+        image_size=224, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, sample_rate=16000, audio_seconds=10.0, audio_frontend=_AUDIO,
+        # 3: the image transform and the audio window are applied to the decoded original media
+        version=3, image_transform=PILShortSideCentreCrop(224, "bicubic"),  # models.md §7.3
     ),
     checkpoint_layout={
         "display_name": "SSL-TIE",
@@ -67,8 +71,8 @@ SSLTIE_CONFIG = ModelConfig(
 class SSLTIENet(LVSAVENet):
     """SSL-TIE's AVENet: LVS's ``imgnet``/``audnet`` plus ``vision_fc1``, ``conv3``, ``norm3``."""
 
-    def __init__(self, config: ModelConfig, frontend: Frontend, image_geometry: str) -> None:
-        super().__init__(config, frontend, image_geometry)
+    def __init__(self, config: ModelConfig, frontend: Frontend) -> None:
+        super().__init__(config, frontend)
         self.vision_fc1 = nn.Conv2d(1024, 512, kernel_size=1)  # training-only
         self.conv3 = nn.Conv2d(1, 1, kernel_size=1)  # evaluated on the map, output discarded
         self.norm3 = nn.BatchNorm2d(1)
@@ -89,14 +93,11 @@ def ssltie(pretrained: bool | str | os.PathLike = False, protocol: Protocol = "o
     from .checkpoints import apply_pretrained
 
     config = SSLTIE_CONFIG
-    if protocol == "official":
-        geometry = "PIL Resize(224) on the short side (bicubic) + CenterCrop(224)"
-    elif protocol == "paper":
-        geometry = "tensor Resize((224, 224)) bicubic (squash; no antialias in torchvision 0.14) + CenterCrop (no-op)"
-        # same tensors in, but a different image geometry upstream: keep stored maps apart
-        config = replace(config, preprocessing=replace(config.preprocessing, version=2))
-    else:
+    if protocol == "paper":
+        # models.md §7.5: tensor squash instead of short-side resize + centre crop; same audio
+        config = replace(config, preprocessing=replace(config.preprocessing, version=4, image_transform=TensorSquashResize(224)))
+    elif protocol != "official":
         raise ValueError(f"ssltie: protocol must be 'official' or 'paper', got {protocol!r}")
     sr = SSLTIE_CONFIG.preprocessing.sample_rate
-    frontend = Frontend(lambda w, s: first_seconds(w, s, 10.0), MelDB(sr), sr, _AUDIO)
-    return apply_pretrained(SSLTIENet(config, frontend, geometry), pretrained)
+    frontend = Frontend(partial(first_seconds, seconds=10.0), MelDB(sr), sr, _AUDIO)
+    return apply_pretrained(SSLTIENet(config, frontend), pretrained)

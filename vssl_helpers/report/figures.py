@@ -270,8 +270,10 @@ def clipped_normalised(native: torch.Tensor, threshold: float) -> np.ndarray:
 
 
 def _image_axis(ax: plt.Axes, image: np.ndarray | None) -> None:
+    # drawn over the 224 x 224 frame of the GT masks and upsampled maps, whatever its own size (a
+    # model's view, e.g. 112 px for the demo models, or a decoded original)
     if image is not None:
-        ax.imshow(np.asarray(image))
+        ax.imshow(np.asarray(image), extent=(-0.5, M.GT_SIZE - 0.5, M.GT_SIZE - 0.5, -0.5))
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -279,11 +281,14 @@ def _image_axis(ax: plt.Axes, image: np.ndarray | None) -> None:
 def plot_qualitative_grid(
     maps: Mapping[str, Mapping[str, torch.Tensor]],
     thresholds: Mapping[str, float],
-    image: np.ndarray,
+    image: np.ndarray | Mapping[str, np.ndarray],
     gt: np.ndarray | torch.Tensor | None = None,
     title: str = "",
 ) -> Figure:
     """Fig. 2: one row per model, a first column with the image and its GT, then one column per audio.
+
+    ``image``: one image for every row, or ``image[model]``, the image each model saw (its
+    ``preprocessing.image_transform.view`` of the decoded frame), drawn over the 224 × 224 GT frame.
 
     ``maps[model][audio]`` is a native map (``h × w``); each is shown as
     :func:`clipped_normalised` at ``thresholds[model]`` overlaid on the image (transparent where
@@ -297,8 +302,9 @@ def plot_qualitative_grid(
     )
     gt_np = None if gt is None else np.asarray(gt).astype(bool)
     for r, model in enumerate(models):
+        shown_image = image[model] if isinstance(image, Mapping) else image
         ax = axes[r][0]
-        _image_axis(ax, image)
+        _image_axis(ax, shown_image)
         if gt_np is not None:
             _outline(ax, gt_np, GT_COLOUR)
         ax.set_ylabel(f"{model}\nthr {thresholds[model]:.3f}", fontsize=8)
@@ -308,7 +314,7 @@ def plot_qualitative_grid(
             ax = axes[r][c]
             native = maps[model][audio]
             shown = clipped_normalised(native, thresholds[model])
-            _image_axis(ax, image)
+            _image_axis(ax, shown_image)
             ax.imshow(np.ma.masked_equal(shown, 0.0), cmap="jet", vmin=0, vmax=1, alpha=0.55)
             label = f"{audio}\n" if r == 0 else ""
             ax.set_title(f"{label}min {float(native.min()):.2f} max {float(native.max()):.2f}", fontsize=7)

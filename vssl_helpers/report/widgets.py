@@ -41,7 +41,8 @@ def threshold_explorer(
 
     Args:
         result: a :class:`~vssl_helpers.engine.StoredResult` (maps in manifest order, GT, threshold).
-        images: ``{manifest row: 224 × 224 × 3 image}`` of the samples offered in the selector.
+        images: ``{manifest row: H × W × 3 image}`` of the samples offered in the selector (the image the
+            model saw, ``preprocessing.image_transform.view``; drawn over the 224 × 224 GT frame).
         steps: slider positions between the lowest and the highest per-sample maximum of any audio type.
 
     Returns:

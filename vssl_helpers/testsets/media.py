@@ -18,7 +18,9 @@ Audio rules (the same for positives and offscreen clips, every model):
   clip's sound.
 
 Images are decoded with Pillow and converted to RGB ``uint8`` arrays at their native size; resizing
-is each model's preprocessing.
+is each model's preprocessing (``preprocessing.image_transform``, :mod:`vssl_helpers.models.transforms`),
+applied by the engine to this decoded original. Clips are delivered whole; each model's front end
+chooses its window (:meth:`RealTestSet.load_image`, :meth:`RealTestSet.load_audio`).
 
 The **media check** (:func:`check_media`) looks at every image and audio file of a test set before any
 model runs: existence, and whether the file decodes (JPEG/PNG: a reduced-size decode, which still reads
@@ -509,16 +511,31 @@ class RealTestSet:
         Needs a media root (raises :class:`MediaError` otherwise or if a file is unreadable).
         """
         s = self.samples[key if isinstance(key, int) else self.index(key)]
-        if self.media_root is None:
-            raise MediaError(f"{self.name}: no media root was given; pass media_root= to the loader to read media")
-        img = read_image(s.image) if isinstance(s.image, Path) else s.image
-        if isinstance(s.audio, Path):
-            aud, sr = read_audio(s.audio, self.target_sr, sample_id=s.id)
-        else:
-            aud, sr = s.audio, s.sample_rate
+        img = self.load_image(key)
+        aud = self.load_audio(key)
+        sr = self.target_sr if isinstance(s.audio, Path) else s.sample_rate
         meta = dict(s.meta)
         meta.setdefault("duration", len(aud) / sr)
         return replace(s, image=img, audio=aud, sample_rate=sr, meta=meta)
+
+    def _media_sample(self, key: int | str) -> Sample:
+        if self.media_root is None:
+            raise MediaError(f"{self.name}: no media root was given; pass media_root= to the loader to read media")
+        return self.samples[key if isinstance(key, int) else self.index(key)]
+
+    def load_image(self, key: int | str) -> np.ndarray:
+        """A sample's image as decoded from its file (RGB ``uint8`` ``H × W × 3``, original size; each
+        model's own transform is applied to this, :mod:`vssl_helpers.models.transforms`)."""
+        s = self._media_sample(key)
+        return read_image(s.image) if isinstance(s.image, Path) else np.asarray(s.image)
+
+    def load_audio(self, key: int | str) -> np.ndarray:
+        """A sample's whole clip (mono float32 at ``target_sr``; nothing cut: each model's front end
+        chooses its window)."""
+        s = self._media_sample(key)
+        if isinstance(s.audio, Path):
+            return read_audio(s.audio, self.target_sr, sample_id=s.id)[0]
+        return np.asarray(s.audio)
 
     def manifest_items(self) -> "list[NegativeItem]":
         """The samples as :class:`vssl_helpers.negatives.NegativeItem` records (for manifests and stats)."""
