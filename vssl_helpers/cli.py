@@ -58,8 +58,32 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     e.add_argument("--shard-size", type=int, default=512, help="samples per stored shard (default 512)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c = p.add_argument_group("reference-code compatibility (never the default; see vssl_helpers.compat)")
+    c.add_argument("--compat", action="store_true",
+                   help="reproduce the paper code where it departs from the paper's text: every switch of the reference preset")
+    c.add_argument("--compat-switch", action="append", default=[], metavar="NAME",
+                   help="turn on one compatibility switch (repeatable): " + ", ".join(_compat_names()))
     # testing hook: sleep after each written shard so that a test can interrupt a run part way
     e.add_argument("--pause-after-shard", type=float, default=0.0, help=argparse.SUPPRESS)
+
+
+def _compat_names() -> list[str]:
+    from .compat import SWITCHES
+
+    return list(SWITCHES)
+
+
+def _compat_arg(args: argparse.Namespace) -> list[str] | None:
+    """The switches of ``--compat`` / ``--compat-switch`` (``None``: the default, no switch); an
+    unknown name is an error that lists the known ones."""
+    from .compat import REFERENCE_PRESET, parse_switches
+
+    names = list(REFERENCE_PRESET) if args.compat else []
+    try:
+        names += sorted(parse_switches(args.compat_switch))
+    except ValueError as e:
+        raise CliError(f"--compat-switch: {e}") from None
+    return sorted(set(names)) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +268,7 @@ def _threshold_arg(value: str | None) -> Any:
 
 def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     _check_common(args)
+    compat = _compat_arg(args)
     threshold = _threshold_arg(args.threshold)
     t0 = time.perf_counter()
     model, weights = _build_model(args)
@@ -262,7 +287,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     res = evaluate_stored(
         model, ds, manifest, args.store or default_store_root(), threshold=threshold, weights=weights,
         batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, device=args.device,
-        dtype=args.dtype, progress=progress, after_shard=hook,
+        dtype=args.dtype, progress=progress, after_shard=hook, compat=compat,
     )
     res.timings["setup_s"] = t_setup
     out = results_dict(res, extra={"testset": args.testset, "command": "vssl " + " ".join(sys.argv[1:])})
@@ -313,10 +338,24 @@ def _print_result(r: dict[str, Any]) -> None:
     print(f"{'pooled':8s}" + "".join(f"{_fmt(r['pooled'][k]):>{w + 1}s}" for k, _ in _COLUMNS))
     for row in r["per_seed"]:
         print(f"{'seed ' + str(int(row['seed'])):8s}" + "".join(f"{_fmt(row[k]):>{w + 1}s}" for k, _ in _COLUMNS))
+    on = [k for k, v in (r.get("compat") or {}).get("effective", {}).items() if v]
+    if on:
+        print(f"COMPATIBILITY MODE (paper code, not the paper's text): {', '.join(on)}")
     s = r["store"]["shards"]
     t = r["timings"]
     print(f"shards: {s['computed']} computed, {s['reused']} reused from {r['store']['run']}; "
           f"time {t['total_s']:.1f} s (maps {t['maps_s']:.1f} s, metrics {t['metrics_s']:.1f} s)")
+
+
+def _compat_label(record: dict[str, Any] | None) -> str:
+    """The ``compat`` column of ``vssl table``: ``-`` for a default row, ``reference`` for the
+    reference preset, else the requested switches joined by ``+``."""
+    if not record:
+        return "-"
+    on = [k for k, v in record.get("switches", {}).items() if v]
+    if not on:
+        return "-"
+    return "reference" if record.get("reference_preset") else "+".join(on)
 
 
 def _table(paths: Sequence[Path], per_seed: bool) -> list[dict[str, Any]]:
@@ -331,7 +370,8 @@ def _table(paths: Sequence[Path], per_seed: bool) -> list[dict[str, Any]]:
             pooled = r["pooled"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise CliError(f"{p}: not a results file of `vssl evaluate --out`") from None
-        row = {"model": r["model"], "testset": r.get("manifest", ""), "threshold": r["threshold"]["value"]}
+        row = {"model": r["model"], "testset": r.get("manifest", ""), "compat": _compat_label(r.get("compat")),
+               "threshold": r["threshold"]["value"]}
         row.update({h: pooled[k] for k, h in _COLUMNS})
         if per_seed and r.get("per_seed"):
             for k, h in _COLUMNS:

@@ -200,10 +200,13 @@ class Compat:
     testset: str = "vggss"
 
     @classmethod
-    def create(cls, switches: Iterable[str] | bool | None, model: str = "", testset: Any = "vggss") -> "Compat":
-        """Validated switches for registered ``model`` on ``testset`` (a name ``"vggss"``/``"is3"`` or a test set)."""
-        kind = testset if testset in ("vggss", "is3") else testset_kind(testset)
-        return cls(parse_switches(switches), lineage_of(model), kind)
+    def create(cls, switches: "Iterable[str] | bool | Compat | None", model: str = "", testset: Any = "vggss") -> "Compat":
+        """Validated switches (names, ``True`` for the reference preset, or another :class:`Compat`
+        whose requested switches are taken) for registered ``model`` on ``testset`` (a name
+        ``"vggss"``/``"is3"`` or a test set)."""
+        kind = testset if isinstance(testset, str) and testset in ("vggss", "is3") else testset_kind(testset)
+        names = switches.switches if isinstance(switches, Compat) else parse_switches(switches)
+        return cls(frozenset(names), lineage_of(model), kind)
 
     def applies(self, name: str) -> bool:
         """Whether switch ``name`` changes anything for this lineage and test set."""
@@ -256,7 +259,8 @@ def upsample_align_corners(maps: torch.Tensor | np.ndarray, size: int = M.GT_SIZ
 
     Per axis, output pixel :math:`i` reads source coordinate :math:`x = i\,(h-1)/(\mathrm{size}-1)`
     (corners on corners, no clamping needed), linear between :math:`\lfloor x \rfloor` and
-    :math:`\lfloor x \rfloor + 1`. The raw maximum is kept exactly at the corners' samples.
+    :math:`\lfloor x \rfloor + 1`. Only source pixels that land on an output pixel keep their value
+    exactly (for 7 or 14 → 224 only the corners, since 223 is prime).
     """
     m = M.as_maps(maps)
     return F.interpolate(m.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=True)[:, 0]
@@ -340,25 +344,34 @@ class Scorer:
         self.nan: M.NanPolicy = "fail" if self.empty else "skip"
         self.zero_zero = math.nan if self.empty else 0.0
 
-    def threshold(self, t: float) -> float:
-        """The threshold for a strict ``>``: ``t`` itself, or with ``geq_binarize`` the largest
-        float64 below it (``v >= t`` is ``v > nextafter(t, -inf)`` for float64 values, exactly)."""
-        return float(np.nextafter(t, -np.inf)) if self.geq else float(t)
-
     def _positive_chunks(self, maps: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
             yield s, e, upsample_align_corners(maps[s:e])
 
+    def _masks(self, maps: torch.Tensor, t: float, positive: bool) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``geq_binarize``: chunks of ``upsampled >= t`` pixel masks, the upsampled maps in float32
+        as the paper code's cv2 / ``F.interpolate`` output (align-corners for positives when that
+        switch applies). A per-pixel comparison: the run counting's closed form cannot tell a
+        value from a threshold one float64 step away."""
+        for s in range(0, maps.shape[0], _CHUNK):
+            e = min(s + _CHUNK, maps.shape[0])
+            up = upsample_align_corners(maps[s:e]) if (positive and self.align) else M.upsample(maps[s:e])
+            yield s, e, up.double() >= float(t)
+
     def ciou(self, maps: torch.Tensor, gt_rows: M.PreparedGt, t: float, empty_gt: M.EmptyGtRule) -> torch.Tensor:
         """Per-sample IoU of positives at the universal threshold."""
         rule: M.EmptyGtRule = "zero" if self.empty else empty_gt
-        thr = self.threshold(t)
+        if self.geq:
+            out = torch.empty(maps.shape[0], dtype=torch.float64)
+            for s, e, mask in self._masks(maps, t, positive=True):
+                out[s:e] = M.mask_iou(mask, gt_rows.masks[s:e], rule)
+            return out
         if not self.align:
-            return M.ciou(maps, gt_rows, thr, rule)
+            return M.ciou(maps, gt_rows, t, rule)
         out = torch.empty(maps.shape[0], dtype=torch.float64)
         for s, e, up in self._positive_chunks(maps):
-            out[s:e] = M.ciou(up, gt_rows[s:e], thr, rule)
+            out[s:e] = M.ciou(up, gt_rows[s:e], t, rule)
         return out
 
     def ciou_adaptive(self, maps: torch.Tensor, gt: torch.Tensor, gt_rows: M.PreparedGt, empty_gt: M.EmptyGtRule) -> torch.Tensor:
@@ -383,17 +396,27 @@ class Scorer:
 
     def pia(self, maps: torch.Tensor, t: float) -> torch.Tensor:
         """Per-sample pIA of negatives (always cv2-style upsampling, as the paper code)."""
-        return M.pia(maps, self.threshold(t))
+        if not self.geq:
+            return M.pia(maps, t)
+        out = torch.empty(maps.shape[0], dtype=torch.float64)
+        for s, e, mask in self._masks(maps, t, positive=False):
+            out[s:e] = mask.flatten(1).double().mean(1)
+        return out
 
     def map_iou(self, maps_a: torch.Tensor, maps_b: torch.Tensor, t: float, a_positive: bool = False) -> torch.Tensor:
         """Map-vs-map IoU; ``a_positive``: ``maps_a`` are positive maps (upsampled align-corners
         under ``align_corners_positive``, against cv2-style negatives, as the paper code)."""
-        thr = self.threshold(t)
+        if self.geq:
+            out = torch.empty(maps_a.shape[0], dtype=torch.float64)
+            chunks_b = self._masks(maps_b, t, positive=False)
+            for (s, e, mask_a), (_, _, mask_b) in zip(self._masks(maps_a, t, positive=a_positive), chunks_b):
+                out[s:e] = M.mask_pair_iou(mask_a, mask_b)
+            return out
         if not (self.align and a_positive):
-            return M.map_iou(maps_a, maps_b, thr)
+            return M.map_iou(maps_a, maps_b, t)
         out = torch.empty(maps_a.shape[0], dtype=torch.float64)
         for s, e, up in self._positive_chunks(maps_a):
-            out[s:e] = M.map_iou(up, maps_b[s:e], thr)
+            out[s:e] = M.map_iou(up, maps_b[s:e], t)
         return out
 
     # aggregates

@@ -201,7 +201,7 @@ def _as_threshold(threshold: float | torch.Tensor | np.ndarray, batch: int, devi
     pixel within ~3e-8 of the threshold is decided by the threshold the caller gave, not by its
     nearest float32.
     """
-    t = torch.as_tensor(threshold, device=device).to(torch.float64)
+    t = torch.as_tensor(threshold, dtype=torch.float64, device=device)  # a Python float stays float64
     if t.ndim == 0:
         t = t.expand(batch)
     if t.ndim != 1 or t.shape[0] != batch:
