@@ -86,6 +86,8 @@ __all__ = [
     "upsample_align_corners",
     "adaptive_cut_iou",
     "negative_frontend",
+    "negative_maps",
+    "noise_clipped",
     "Scorer",
 ]
 
@@ -317,6 +319,36 @@ def negative_frontend(model: torch.nn.Module, kind: Literal["silence", "noise"],
             setattr(mod, attr, value)
 
 
+@torch.no_grad()
+def negative_maps(
+    model: Any, images: torch.Tensor, noise_seeds: np.ndarray, n_audio: int, compat: "Compat | None",
+    gt: torch.Tensor | None = None, batch_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The silence (``N × h × w``) and noise (``S × N × h × w``) maps of ``model`` for ``images``
+    (``N × 3 × H × W`` in [0, 1]) with the audio switches of ``compat``: what the engine computes for
+    these two negative types (the same noise draws, ``noise_seeds`` ``N × S`` from the manifest),
+    without recomputing positives and off-screen maps, which no audio switch changes. Used by the
+    compatibility chapter on a few images."""
+    from .negatives import noise_waveform
+
+    model = model.eval()
+    n, s_count = noise_seeds.shape
+    g = gt if (gt is not None and model.config.needs_gt) else None
+    visual = torch.cat([model.encode_images(images[i : i + batch_size], gt=None if g is None else g[i : i + batch_size])
+                        for i in range(0, n, batch_size)])
+    with negative_frontend(model, "silence", compat):
+        sil = model.encode_audio(torch.zeros(1, n_audio)).float()
+    silence = model.similarity(visual, sil.expand(n, *sil.shape[1:]).to(visual.dtype)).float()
+    clip = noise_clipped(compat)
+    noise = []
+    for s in range(s_count):
+        clips = torch.from_numpy(np.stack([noise_waveform(int(noise_seeds[i, s]), n_audio, clip) for i in range(n)]))
+        with negative_frontend(model, "noise", compat):
+            emb = torch.cat([model.encode_audio(clips[i : i + batch_size]) for i in range(0, n, batch_size)])
+        noise.append(model.similarity(visual, emb.to(visual.dtype)).float())
+    return silence, torch.stack(noise)
+
+
 def noise_clipped(compat: "Compat | None") -> bool:
     """Whether the noise waveform is clipped to [-1, 1] (the paper's text) for this run."""
     return not (compat is not None and compat.on("noise_unclipped"))
@@ -326,6 +358,7 @@ def noise_clipped(compat: "Compat | None") -> bool:
 # Scoring: the per-map values and aggregates of one Table I row, switch-aware
 # ----------------------------------------------------------------------------------------------
 _CHUNK = 256  # positive maps upsampled to 224 x 224 at a time (align-corners path)
+_CACHE_MAPS = 1024  # up to this many positives, their align-corners maps are kept (200 MB)
 
 
 class Scorer:
@@ -343,8 +376,16 @@ class Scorer:
         self.grid = M.TAU_GRID_REFERENCE if c.on("tau_grid") else None
         self.nan: M.NanPolicy = "fail" if self.empty else "skip"
         self.zero_zero = math.nan if self.empty else 0.0
+        self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _positive_chunks(self, maps: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+        # a summary scores the same positives against every negative: small sets keep their
+        # align-corners maps (4 bytes x 224² per map) instead of upsampling them per call
+        if maps.shape[0] <= _CACHE_MAPS:
+            if self._cached is None or self._cached[0] is not maps:
+                self._cached = (maps, upsample_align_corners(maps))
+            yield 0, maps.shape[0], self._cached[1]
+            return
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
             yield s, e, upsample_align_corners(maps[s:e])
@@ -354,10 +395,13 @@ class Scorer:
         as the paper code's cv2 / ``F.interpolate`` output (align-corners for positives when that
         switch applies). A per-pixel comparison: the run counting's closed form cannot tell a
         value from a threshold one float64 step away."""
+        if positive and self.align:
+            for s, e, up in self._positive_chunks(maps):
+                yield s, e, up.double() >= float(t)  # float64, or torch would round t to float32
+            return
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
-            up = upsample_align_corners(maps[s:e]) if (positive and self.align) else M.upsample(maps[s:e])
-            yield s, e, up.double() >= float(t)
+            yield s, e, M.upsample(maps[s:e]).double() >= float(t)
 
     def ciou(self, maps: torch.Tensor, gt_rows: M.PreparedGt, t: float, empty_gt: M.EmptyGtRule) -> torch.Tensor:
         """Per-sample IoU of positives at the universal threshold."""
@@ -408,8 +452,8 @@ class Scorer:
         under ``align_corners_positive``, against cv2-style negatives, as the paper code)."""
         if self.geq:
             out = torch.empty(maps_a.shape[0], dtype=torch.float64)
-            chunks_b = self._masks(maps_b, t, positive=False)
-            for (s, e, mask_a), (_, _, mask_b) in zip(self._masks(maps_a, t, positive=a_positive), chunks_b):
+            for s, e, mask_a in self._masks(maps_a, t, positive=a_positive):
+                mask_b = M.upsample(maps_b[s:e]).double() >= float(t)
                 out[s:e] = M.mask_pair_iou(mask_a, mask_b)
             return out
         if not (self.align and a_positive):
