@@ -24,7 +24,8 @@ from ..embedded import synthetic_manifest, train_overrides
 from ..engine import ExtendedMaps, maxima_by_type, resolve_threshold, summarize_extended
 from ..testsets.synthetic import SyntheticConfig, SyntheticSet
 
-__all__ = ["TABLE_COLUMNS", "EFFECT_MODELS", "compat_variants", "subset_maps", "compat_effects", "effect_table"]
+__all__ = ["TABLE_COLUMNS", "EFFECT_MODELS", "compat_variants", "subset_maps", "compat_effects", "effect_table",
+           "switches_frame", "lineages_frame"]
 
 TABLE_COLUMNS: dict[str, str] = {
     "ciou_uth": "cIoU U.th.", "auc_uth": "AUC U.th.", "ciou_adap": "cIoU Adap.", "auc_adap": "AUC Adap.",
@@ -148,3 +149,28 @@ def effect_table(effects: pd.DataFrame, model: str, deltas: bool = True) -> pd.D
     table.insert(0, "U.th.", sub["threshold"].round(4))
     table.insert(0, "applies", sub["applies"])
     return table
+
+
+def switches_frame() -> pd.DataFrame:
+    """Every switch: kind, audit item, what the paper code does, whether ``--compat`` turns it on."""
+    return pd.DataFrame(
+        [{"switch": s.name, "kind": s.kind, "audit": s.audit, "paper code": s.summary, "in --compat": s.reference}
+         for s in SWITCHES.values()]
+    ).set_index("switch")
+
+
+def lineages_frame(models: Sequence[str] | None = None) -> pd.DataFrame:
+    """The lineage of every registered model (or of ``models``): the paper code's loader and evaluator
+    it follows, and where its switches apply (from :data:`vssl_helpers.compat.MODEL_LINEAGE`)."""
+    from ..compat import LINEAGES, MODEL_LINEAGE
+
+    rows = []
+    for name in (list(MODEL_LINEAGE) if models is None else list(models)):
+        lin = LINEAGES.get(MODEL_LINEAGE.get(name) or "")
+        rows.append({
+            "model": name, "lineage": lin.name if lin else "none",
+            "loader": lin.loader if lin else "-", "evaluator": lin.evaluator if lin else "-",
+            "negatives not logged": bool(lin and lin.unlogged_negatives),
+            "align-corners positives on": ", ".join(lin.align_corners_sets) if lin and lin.align_corners_sets else "-",
+        })
+    return pd.DataFrame(rows).set_index("model")
