@@ -393,3 +393,60 @@ def test_book_config_compat_key(tmp_path):
         book_config_from_dict({**base, "compat": "yes"})
     cfg = book_config_from_dict({**base, "compat": True})
     assert book_config_from_dict(cfg.to_dict()).compat == cfg.compat
+
+
+# ---------------------------------------------------------------- engine and chapter consistency
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from vssl_helpers.embedded import synthetic_manifest
+    from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSSL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        ds = SyntheticSet(SyntheticConfig(split="test", n_images=8, seed=3))
+        yield ds, synthetic_manifest(ds, n_seeds=2), tmp_path_factory.mktemp("store")
+
+
+def test_engine_audio_switches_equal_negative_maps_and_default_is_unchanged(tiny):
+    """The stored engine's silence / noise maps under audio switches equal compat.negative_maps
+    (two implementations of the same inputs); positives and off-screen maps do not move; with no
+    effective switch the scoring is the default one, value for value."""
+    from vssl_helpers.engine import evaluate_stored, summarize_extended
+    from vssl_helpers.models import create_model
+
+    ds, manifest, store = tiny
+    model = create_model("demo-random", seed=1)
+    base = evaluate_stored(model, ds, manifest, store)
+    ref = evaluate_stored(model, ds, manifest, store, compat=["silence_unlogged", "noise_unlogged", "noise_unclipped"])
+    assert torch.equal(ref.maps.positive, base.maps.positive) and torch.equal(ref.maps.offscreen, base.maps.offscreen)
+    assert not torch.allclose(ref.maps.noise, base.maps.noise)
+    arr = ds.arrays(image_size=112)
+    pos = {str(x): j for j, x in enumerate(arr["ids"])}
+    order = np.array([pos[s] for s in manifest.ids])
+    images = torch.from_numpy(arr["images"][order]).permute(0, 3, 1, 2).float() / 255.0
+    cmp = C.Compat.create(["silence_unlogged", "noise_unlogged", "noise_unclipped"], "demo-random", ds)
+    sil, noise = C.negative_maps(model, images, manifest.noise_seeds, 32000, cmp)
+    assert torch.allclose(sil, ref.maps.silence, atol=1e-5) and torch.allclose(noise, ref.maps.noise, atol=1e-5)
+    sil0, noise0 = C.negative_maps(model, images, manifest.noise_seeds, 32000, None)
+    assert torch.allclose(sil0, base.maps.silence, atol=1e-5) and torch.allclose(noise0, base.maps.noise, atol=1e-5)
+    # switches that mean nothing for a model without lineage: the default row exactly
+    none = C.Compat.create(True, "demo-saliency", ds)
+    assert none.effective == frozenset(C.SWITCHES) - {"align_corners_positive", "silence_unlogged", "noise_unlogged",
+                                                      "noise_unclipped", "geq_binarize"}
+    pooled, _ = summarize_extended(base.maps, base.gt, base.threshold, compat=C.Compat.create(["noise_unlogged"], "demo-saliency"))
+    assert pooled == base.row
+
+
+def test_effect_chapter_rows(tiny, monkeypatch):
+    from vssl_helpers.report.compat_effects import compat_effects, compat_variants, effect_table
+
+    ds, manifest, store = tiny
+    eff = compat_effects(["demo-random"], n_test_images=8, n_seeds=2, effect_images=6, effect_seeds=2, store=store)
+    assert list(eff["variant"]) == [v for v, _ in compat_variants()]
+    default = eff[eff["variant"] == "default"].iloc[0]
+    assert all(default[f"d_{c}"] == 0 for c in ("ciou_uth", "pia_noise", "f_loc"))
+    assert eff.set_index("variant").loc["tau_grid", "maps_reused"]
+    assert not eff.set_index("variant").loc["noise_unlogged", "maps_reused"]
+    assert eff["n_samples"].iloc[0] == 12
+    table = effect_table(eff, "demo-random")
+    assert "cIoU U.th." in table.columns and table.loc["default", "cIoU U.th."] == default["ciou_uth"]

@@ -91,7 +91,9 @@ def compat_effects(
     ds = SyntheticSet(SyntheticConfig(split="test", n_images=n_test_images, sources=1, seed=0))
     manifest = synthetic_manifest(ds, n_seeds=n_seeds)
     run = TestSetRun("vggss-like", ds, manifest)
-    store = default_store() if store is None else store
+    from ..store import MapStore
+
+    store = default_store() if store is None else (store if isinstance(store, MapStore) else MapStore(store))
     overrides = train_overrides(train_steps, n_train_images)
     k = min(int(effect_images), len(manifest))
     s_count = min(int(effect_seeds), manifest.n_seeds)
