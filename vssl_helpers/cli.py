@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .engine import write_results
 
                 write_results(args.out, {k: out[k] for k in ("package_version", "model", "weights", "checkpoint_sha256",
-                                                           "manifest", "manifest_sha256", "n_seeds", "threshold")})
+                                                           "manifest", "manifest_sha256", "n_seeds", "threshold", "compat")})
                 print(f"wrote {args.out}")
         return 0
     except CliError as e:
