@@ -437,10 +437,10 @@ def test_engine_audio_switches_equal_negative_maps_and_default_is_unchanged(tiny
     assert pooled == base.row
 
 
-def test_effect_chapter_rows(tiny, monkeypatch):
+def test_effect_chapter_rows(tiny):
     from vssl_helpers.report.compat_effects import compat_effects, compat_variants, effect_table
 
-    ds, manifest, store = tiny
+    _, _, store = tiny  # the chapter builds the same 8-image set and manifest itself
     eff = compat_effects(["demo-random"], n_test_images=8, n_seeds=2, effect_images=6, effect_seeds=2, store=store)
     assert list(eff["variant"]) == [v for v, _ in compat_variants()]
     default = eff[eff["variant"] == "default"].iloc[0]
