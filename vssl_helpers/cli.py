@@ -125,7 +125,8 @@ def _add_book_parser(sub: Any) -> None:
         epilog="A --config file holds the same settings (paths relative to the file):\n\n"
         "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
         "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
-        "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n\n"
+        "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n"
+        "  compat: false   # optional: true or [switch names] for the paper code's behaviour (vssl_helpers.compat)\n\n"
         "The options are written to <out>/book_config.json, which the notebooks read.",
     )
     g = bk.add_argument_group("real data (leave out for the embedded book)")
