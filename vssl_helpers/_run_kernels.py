@@ -209,7 +209,7 @@ def _gt_of_map(
 @njit(parallel=True, cache=True)
 def active_counts(
     maps: np.ndarray,  # B x h x w float32
-    thr: np.ndarray,  # B float64
+    thr: np.ndarray,  # B float64, the caller's threshold unrounded (compared with float64 values)
     y0: np.ndarray,  # size int64: lower source row of each output row
     y1: np.ndarray,  # size int64: upper source row
     ty: np.ndarray,  # size float64: weight of the upper row

@@ -79,8 +79,32 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     e.add_argument("--shard-size", type=int, default=512, help="samples per stored shard (default 512)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c = p.add_argument_group("reference-code compatibility (never the default; see vssl_helpers.compat)")
+    c.add_argument("--compat", action="store_true",
+                   help="reproduce the paper code where it departs from the paper's text: every switch of the reference preset")
+    c.add_argument("--compat-switch", action="append", default=[], metavar="NAME",
+                   help="turn on one compatibility switch (repeatable): " + ", ".join(_compat_names()))
     # testing hook: sleep after each written shard so that a test can interrupt a run part way
     e.add_argument("--pause-after-shard", type=float, default=0.0, help=argparse.SUPPRESS)
+
+
+def _compat_names() -> list[str]:
+    from .compat import SWITCHES
+
+    return list(SWITCHES)
+
+
+def _compat_arg(args: argparse.Namespace) -> list[str] | None:
+    """The switches of ``--compat`` / ``--compat-switch`` (``None``: the default, no switch); an
+    unknown name is an error that lists the known ones."""
+    from .compat import REFERENCE_PRESET, parse_switches
+
+    names = list(REFERENCE_PRESET) if args.compat else []
+    try:
+        names += sorted(parse_switches(args.compat_switch))
+    except ValueError as e:
+        raise CliError(f"--compat-switch: {e}") from None
+    return sorted(set(names)) or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +150,8 @@ def _add_book_parser(sub: Any) -> None:
         epilog="A --config file holds the same settings (paths relative to the file):\n\n"
         "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
         "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
-        "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n\n"
+        "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n"
+        "  compat: false   # optional: true or [switch names] for the paper code's behaviour (vssl_helpers.compat)\n\n"
         "The options are written to <out>/book_config.json, which the notebooks read. Everything is checked "
         "before the first notebook runs (folders, media, checkpoints against their models); a problem exits with "
         "status 2 and 'vssl: error: ...', a notebook that fails later with status 1.",
@@ -292,6 +317,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from .models import get_config
 
     _check_common(args)
+    compat = _compat_arg(args)
     threshold = _threshold_arg(args.threshold)
     warnings: list[str] = []
     range_warned = False
@@ -326,7 +352,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     res = evaluate_stored(
         model, ds, manifest, args.store or default_store_root(), threshold=threshold, weights=weights,
         batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, device=args.device,
-        dtype=args.dtype, progress=progress, after_shard=hook,
+        dtype=args.dtype, progress=progress, after_shard=hook, compat=compat,
     )
     res.timings["setup_s"] = t_setup
     if not range_warned:  # the threshold against the values this run's maps reach
@@ -387,6 +413,9 @@ def _print_result(r: dict[str, Any], per_seed: bool = False) -> None:
     skipped = r.get("skipped") or {}
     if skipped.get("count"):
         print(f"skipped (--on-missing skip): {skipped['count']} sample(s), ids in the results file")
+    on = [k for k, v in (r.get("compat") or {}).get("effective", {}).items() if v]
+    if on:
+        print(f"COMPATIBILITY MODE (paper code, not the paper's text): {', '.join(on)}")
     s = r["store"]["shards"]
     t = r["timings"]
     print(f"shards: {s['computed']} computed, {s['reused']} reused from {r['store']['run']}; "
@@ -467,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .engine import write_results
 
                 write_results(args.out, {k: out[k] for k in ("package_version", "model", "weights", "checkpoint_sha256",
-                                                           "manifest", "manifest_sha256", "n_seeds", "threshold")})
+                                                           "manifest", "manifest_sha256", "n_seeds", "threshold", "compat")})
                 print(f"wrote {args.out}")
         return 0
     except CliError as e:

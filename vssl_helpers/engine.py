@@ -20,13 +20,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.utils.data
 
 from . import metrics as M
+from .compat import Compat, Scorer, negative_frontend, noise_clipped
 from .models.registry import Preprocessing, VSSLModel
 from .negatives import Manifest
 from .store import MapStore, StoreKey, StoreRun, atomic_write, state_dict_sha256
@@ -199,15 +200,18 @@ def _row(
     neg_neg: torch.Tensor,
     n_samples: int,
     n_empty: int,
+    scorer: Scorer | None = None,
 ) -> dict[str, float]:
-    """One Table I row from per-map values (same formulas and reduction order as :func:`summarize`)."""
+    """One Table I row from per-map values (same formulas and reduction order as :func:`summarize`);
+    the aggregates of ``scorer`` (default: the plain metrics; see :mod:`vssl_helpers.compat`)."""
+    sc = scorer or Scorer()
     row: dict[str, float] = {
         "threshold": t,
-        "ciou_uth": 100 * M.mean_iou(ious),
-        "ciou_adap": 100 * M.success_rate(ious_adap, 0.5),
-        "auc_uth": 100 * M.auc(ious),
-        "auc_adap": 100 * M.auc(ious_adap),
-        "ciou05_uth": 100 * M.success_rate(ious, 0.5),
+        "ciou_uth": 100 * sc.mean_iou(ious),
+        "ciou_adap": 100 * sc.success_rate(ious_adap, 0.5),
+        "auc_uth": 100 * sc.auc(ious),
+        "auc_adap": 100 * sc.auc(ious_adap),
+        "ciou05_uth": 100 * sc.success_rate(ious, 0.5),
         "n_samples": float(n_samples),
         "n_empty_gt": float(n_empty),
     }
@@ -215,14 +219,14 @@ def _row(
     for kind in NEGATIVE_TYPES:
         p = neg[kind]["pia"]
         pia_mean[kind] = float(p.mean())
-        aucn[kind] = M.auc_n(p)
+        aucn[kind] = sc.auc_n(p)
         row[f"pia_{kind}"] = 100 * pia_mean[kind]
         row[f"auc_n_{kind}"] = 100 * aucn[kind]
         row[f"auroc_{kind}"] = M.auroc(pos_max, neg[kind]["max"])
         row[f"mapiou_pos_{kind}"] = 100 * float(neg[kind]["mapiou_pos"].mean())
     row["mapiou_neg_neg"] = 100 * float(np.mean([x.mean() for x in neg_neg]))  # as summarize()
-    row["f_loc"] = 100 * M.f_loc(row["ciou_uth"] / 100, pia_mean)
-    row["f_auc"] = 100 * M.f_auc(row["auc_uth"] / 100, aucn)
+    row["f_loc"] = 100 * sc.f_loc(row["ciou_uth"] / 100, pia_mean)
+    row["f_auc"] = 100 * sc.f_auc(row["auc_uth"] / 100, aucn)
     return row
 
 
@@ -231,6 +235,7 @@ def summarize_extended(
     gt: torch.Tensor,
     threshold: float | UniversalThreshold,
     empty_gt: M.EmptyGtRule = "exclude",
+    compat: Compat | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """The pooled Table I row (equal to :func:`summarize`) and one row per seed, at one threshold.
 
@@ -240,31 +245,35 @@ def summarize_extended(
     :meth:`ExtendedMaps.negatives`, so it equals :func:`summarize` value for value. Each per-seed row
     has the same columns plus ``seed``; its positive columns are the pooled ones (positives do not
     depend on the seed) and its AUROC compares positive maxima with that seed's negatives.
+
+    ``compat``: the metric switches of the reference-code compatibility mode
+    (:class:`vssl_helpers.compat.Compat`); ``None`` or no effective switch is the default scoring.
     """
     t = float(threshold)
+    sc = Scorer(compat)
     s_count, n = maps.noise.shape[:2]
     gt_rows = M.prepare_gt(gt)  # read once for both positive scores
-    ious = M.ciou(maps.positive, gt_rows, t, empty_gt)
-    ious_adap = M.ciou_adaptive(maps.positive, gt_rows, empty_gt)
+    ious = sc.ciou(maps.positive, gt_rows, t, empty_gt)
+    ious_adap = sc.ciou_adaptive(maps.positive, gt, gt_rows, empty_gt)
     n_empty = M.count_empty_gt(gt)
     pos_max = per_sample_max(maps.positive)
-    sil = {"pia": M.pia(maps.silence, t), "max": per_sample_max(maps.silence),
-           "mapiou_pos": M.map_iou(maps.positive, maps.silence, t)}
+    sil = {"pia": sc.pia(maps.silence, t), "max": per_sample_max(maps.silence),
+           "mapiou_pos": sc.map_iou(maps.positive, maps.silence, t, a_positive=True)}
     per_seed_neg: list[dict[str, dict[str, torch.Tensor]]] = []
     per_seed_nn: list[list[torch.Tensor]] = []
     for s in range(s_count):
         d = {"silence": sil}
         for kind, m in (("noise", maps.noise[s]), ("offscreen", maps.offscreen[s])):
-            d[kind] = {"pia": M.pia(m, t), "max": per_sample_max(m), "mapiou_pos": M.map_iou(maps.positive, m, t)}
+            d[kind] = {"pia": sc.pia(m, t), "max": per_sample_max(m), "mapiou_pos": sc.map_iou(maps.positive, m, t, a_positive=True)}
         per_seed_neg.append(d)
         per_seed_nn.append([
-            M.map_iou(maps.silence, maps.noise[s], t),
-            M.map_iou(maps.silence, maps.offscreen[s], t),
-            M.map_iou(maps.noise[s], maps.offscreen[s], t),
+            sc.map_iou(maps.silence, maps.noise[s], t),
+            sc.map_iou(maps.silence, maps.offscreen[s], t),
+            sc.map_iou(maps.noise[s], maps.offscreen[s], t),
         ])
     rows = []
     for s in range(s_count):
-        r = _row(t, ious, ious_adap, pos_max, per_seed_neg[s], torch.stack(per_seed_nn[s]), n, n_empty)
+        r = _row(t, ious, ious_adap, pos_max, per_seed_neg[s], torch.stack(per_seed_nn[s]), n, n_empty, sc)
         rows.append({"seed": float(s), **r})
     pooled_neg = {
         kind: {key: torch.cat([per_seed_neg[s][kind][key] for s in range(s_count)]) for key in ("pia", "max", "mapiou_pos")}
@@ -272,7 +281,7 @@ def summarize_extended(
     }
     # per pair, seeds concatenated (seed-major), as summarize() pairs negatives(a) with negatives(b)
     pooled_nn = [torch.cat([per_seed_nn[s][j] for s in range(s_count)]) for j in range(3)]
-    pooled = _row(t, ious, ious_adap, pos_max, pooled_neg, pooled_nn, n, n_empty)  # type: ignore[arg-type]
+    pooled = _row(t, ious, ious_adap, pos_max, pooled_neg, pooled_nn, n, n_empty, sc)  # type: ignore[arg-type]
     return pooled, rows
 
 
@@ -398,9 +407,11 @@ class _ItemDataset(torch.utils.data.Dataset):
     pool clip, and its S noise clips at the model's clip length (generated here, in the workers).
     Batch with :func:`_collate_items`."""
 
-    def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray, need_gt: bool, need_audio: bool) -> None:
+    def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray, need_gt: bool, need_audio: bool,
+                 noise_clip: bool = True) -> None:
         self.source, self.rows, self.noise_seeds = source, rows, noise_seeds
         self.need_gt, self.need_audio = need_gt, need_audio
+        self.noise_clip = noise_clip  # False: compatibility mode, the paper code's unclipped noise
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -413,7 +424,7 @@ class _ItemDataset(torch.utils.data.Dataset):
         out = {
             "row": torch.tensor(i),
             "image": self.source.image(j),
-            "noise": torch.from_numpy(np.stack([noise_waveform(int(k), n) for k in self.noise_seeds[i]])),
+            "noise": torch.from_numpy(np.stack([noise_waveform(int(k), n, self.noise_clip) for k in self.noise_seeds[i]])),
         }
         if self.need_gt:
             out["gt"] = torch.from_numpy(np.ascontiguousarray(self.source.masks[j]))
@@ -451,13 +462,21 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return d
 
 
-def store_key(model: VSSLModel, manifest: Manifest, data: str = "", weights: str | None = None, dtype: str = "float32") -> StoreKey:
+def store_key(
+    model: VSSLModel, manifest: Manifest, data: str = "", weights: str | None = None, dtype: str = "float32",
+    compat: Compat | None = None,
+) -> StoreKey:
     """The :class:`~vssl_helpers.store.StoreKey` of ``model`` on ``manifest``.
 
     ``weights``: ``"sha256:<hex>"`` of the checkpoint file when there is one; default: the hash of the
     model's state dict (``"state:<hex>"``), which identifies seeded untrained and in-process trained
-    weights alike.
+    weights alike. ``compat``: its effective *audio* switches (they change the silence / noise maps)
+    are appended to ``data``; metric-only switches leave the key, hence the stored maps, as they are,
+    and so does no switch at all (default keys are those of earlier versions).
     """
+    audio = compat.audio_key() if compat is not None else ""
+    if audio:
+        data = f"{data}|compat-audio:{audio}"
     return StoreKey(
         model=model.config.name,
         weights=weights or f"state:{state_dict_sha256(model)}",
@@ -514,6 +533,7 @@ def evaluate_stored(
     empty_gt: M.EmptyGtRule = "exclude",
     progress: bool = False,
     after_shard: Callable[[int, Path], None] | None = None,
+    compat: Compat | bool | Sequence[str] | None = None,
 ) -> StoredResult:
     """Evaluate ``model`` on the extended ``testset`` through the map store, resuming finished work.
 
@@ -537,6 +557,10 @@ def evaluate_stored(
         dtype: compute precision (``bfloat16``/``float16`` run the encoders under autocast; see
             :func:`compare_dtypes` for the accuracy check). Maps are stored as ``store_dtype``.
         after_shard: called with (shard index, path) after each shard is written (progress hooks).
+        compat: the reference-code compatibility mode (:mod:`vssl_helpers.compat`): ``True`` for the
+            reference preset, switch names, or a resolved :class:`~vssl_helpers.compat.Compat`;
+            never the default. Audio switches change the silence / noise maps (and the store key),
+            metric switches only the scoring. The provenance records every switch.
     """
     from tqdm.auto import tqdm
 
@@ -551,6 +575,7 @@ def evaluate_stored(
         raise NotImplementedError(f"{cfg.name}: not factorized (joint forward); the stored engine needs encode/similarity")
     source = _MediaSource(testset, cfg.preprocessing, progress=progress)
     n_audio = source.n_audio
+    cmp = compat if isinstance(compat, Compat) else Compat.create(compat, cfg.name, testset)
     missing = [sid for sid in manifest.ids if sid not in source.index]
     if missing:
         raise ValueError(
@@ -569,7 +594,7 @@ def evaluate_stored(
     pos_pool = np.array([pool_of.get(sid, -1) for sid in manifest.ids], np.int64)
     need_audio = bool((pos_pool < 0).any())
     store = store if isinstance(store, MapStore) else MapStore(store)
-    key = store_key(model, manifest, data=source.fingerprint, weights=weights, dtype=dtype)
+    key = store_key(model, manifest, data=source.fingerprint, weights=weights, dtype=dtype, compat=cmp)
     run = store.run(key, manifest.ids, manifest.n_seeds, shard_size)
     model = model.to(dev).eval()
     s_count = manifest.n_seeds
@@ -600,7 +625,8 @@ def evaluate_stored(
                 embs.append(_encode_clips(model.encode_audio, clips, dev).float())
                 if two_windows:  # the same decoded clips, read through the off-screen window
                     off_embs.append(_encode_clips(model.encode_offscreen_audio, clips, dev).float())
-            sil_emb = model.encode_audio(torch.zeros(1, n_audio, device=dev)).float()
+            with negative_frontend(model, "silence", cmp):
+                sil_emb = model.encode_audio(torch.zeros(1, n_audio, device=dev)).float()
         both = torch.cat(embs + off_embs)
         run.save_pool(stored_ids, both, sil_emb)
     if stored_pool is not None or pending:
@@ -616,7 +642,7 @@ def evaluate_stored(
         for k in pending:
             i0, i1 = run.shard_range(k)
             batches.extend(list(range(b, min(b + batch_size, i1))) for b in range(i0, i1, batch_size))
-        ds = _ItemDataset(source, rows, manifest.noise_seeds, cfg.needs_gt, need_audio)
+        ds = _ItemDataset(source, rows, manifest.noise_seeds, cfg.needs_gt, need_audio, noise_clipped(cmp))
         loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=_collate_items, **loader_kw)
         off_idx = torch.as_tensor(manifest.offscreen, device=dev)  # N × S pool indices
         pos_idx = torch.as_tensor(pos_pool, device=dev)
@@ -642,7 +668,8 @@ def evaluate_stored(
                 noise = batch["noise"].to(dev, non_blocking=True)  # B × S × T
                 # seed-major so that a reshape gives S × B maps; encoded in chunks of batch_size clips
                 flat = noise.transpose(0, 1).reshape(s_count * b, -1)
-                nemb = torch.cat([model.encode_audio(flat[c : c + batch_size]) for c in range(0, flat.shape[0], batch_size)])
+                with negative_frontend(model, "noise", cmp):
+                    nemb = torch.cat([model.encode_audio(flat[c : c + batch_size]) for c in range(0, flat.shape[0], batch_size)])
                 vis_rep = visual.unsqueeze(0).expand(s_count, *visual.shape).reshape(s_count * b, *visual.shape[1:])
                 nmaps = model.similarity(vis_rep, nemb.to(visual.dtype)).float()
                 buf["noise"].append(nmaps.reshape(s_count, b, *nmaps.shape[1:]).cpu())
@@ -671,7 +698,7 @@ def evaluate_stored(
     gt = torch.from_numpy(np.ascontiguousarray(source.masks[rows]))
     maxima = maxima_by_type(maps)
     thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
-    pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt)
+    pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt, cmp)
     timings["metrics_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     prov = {
@@ -685,6 +712,7 @@ def evaluate_stored(
         "engine": {"device": str(dev), "dtype": dtype, "store_dtype": store_dtype, "batch_size": batch_size,
                    "num_workers": num_workers, "empty_gt": empty_gt},
         "data": source.fingerprint,
+        "compat": cmp.record(),
     }
     return StoredResult(cfg.name, maps, gt, thr, pooled, per_seed, maxima, prov, timings)
 
@@ -712,7 +740,8 @@ def results_dict(result: StoredResult, extra: dict[str, Any] | None = None) -> d
     file hash, or ``None`` when the weights are identified by their state-dict hash ``weights``),
     ``manifest`` and ``manifest_sha256``, ``n_seeds``, ``seeds``, ``threshold`` (value, rule,
     per-type Q3, decisive type, counts), ``pooled`` (Table I row), ``per_seed`` (rows), ``timings``,
-    ``engine``, ``store``.
+    ``engine``, ``store``, ``compat`` (every switch of the compatibility mode -> on/off, the
+    effective ones, the model's lineage; all off for a default run).
     """
     from . import __version__
 
@@ -740,6 +769,7 @@ def results_dict(result: StoredResult, extra: dict[str, Any] | None = None) -> d
         "engine": result.provenance["engine"],
         "store": {"run": result.provenance["store_run"], "key": result.provenance["store_key"],
                   "shards": result.provenance["shards"]},
+        "compat": result.provenance.get("compat") or Compat().record(),
     }
     if extra:
         out.update(extra)

@@ -1,8 +1,9 @@
 """The paper's metrics, made exact, as functions on batched tensors.
 
 Every function works on ``torch`` tensors on any device (CPU or CUDA) and accepts float16, bfloat16,
-float32 or float64 maps; NumPy arrays are accepted and converted. Computation happens in float32
-(maps are cast once, after validation).
+float32 or float64 maps; NumPy arrays are accepted and converted. Maps are cast to float32 once,
+after validation; upsampled values are compared with the threshold in float64, and the threshold is
+never rounded (a float64 ``B``-vector).
 
 Conventions (the "contract" of this module)
 -------------------------------------------
@@ -35,6 +36,8 @@ import torch
 __all__ = [
     "GT_SIZE",
     "TAU_GRID",
+    "TAU_GRID_REFERENCE",
+    "NanPolicy",
     "EmptyGtRule",
     "MetricCard",
     "METRIC_CARDS",
@@ -73,6 +76,15 @@ They are computed as ``i / 20`` (exact decimal values where float64 allows), not
 as in the paper's code, where ``0.05 * 3 = 0.15000000000000002`` makes an IoU of exactly 0.15 fail
 the ``>=`` test. The difference matters only for per-sample values that fall exactly on a grid point.
 """
+
+TAU_GRID_REFERENCE: torch.Tensor = torch.tensor([0.05 * i for i in range(21)], dtype=torch.float64)
+"""The paper code's grid ``0.05 * i`` (audit M7), for the compatibility mode (:mod:`vssl_helpers.compat`):
+``0.05 * 3 = 0.15000000000000002``, so an IoU of exactly 0.15 fails ``IoU >= tau_3`` there."""
+
+NanPolicy = Literal["skip", "fail"]
+"""How aggregates treat NaN per-sample values: ``"skip"`` (default) leaves them out of numerator and
+denominator; ``"fail"`` (the paper code, compatibility mode) keeps them in the denominator and never
+counts them as a success (``NaN >= tau`` is false), and a mean over them is NaN."""
 
 EmptyGtRule = Literal["exclude", "zero", "match_empty"]
 """What :func:`mask_iou` returns for a sample whose GT mask is empty.
@@ -182,8 +194,14 @@ def prepare_gt(gt: torch.Tensor | np.ndarray) -> PreparedGt:
 
 
 def _as_threshold(threshold: float | torch.Tensor | np.ndarray, batch: int, device: torch.device) -> torch.Tensor:
-    """A scalar or per-sample threshold as a float32 ``B × 1 × 1`` tensor."""
-    t = torch.as_tensor(threshold, dtype=torch.float32, device=device)
+    """A scalar or per-sample threshold as a float64 ``B × 1 × 1`` tensor.
+
+    Never rounded to float32 (DESIGN.md): the upsampled values it is compared with are float64
+    (compiled kernels, :func:`_row_runs`, the tensor path's :func:`_upsample` in float64), so a
+    pixel within ~3e-8 of the threshold is decided by the threshold the caller gave, not by its
+    nearest float32.
+    """
+    t = torch.as_tensor(threshold, dtype=torch.float64, device=device)  # a Python float stays float64
     if t.ndim == 0:
         t = t.expand(batch)
     if t.ndim != 1 or t.shape[0] != batch:
@@ -358,9 +376,9 @@ def _active_counts(
     those are settled from the native map alone (at the universal threshold this is most negatives,
     at least 75 % of the decisive type by construction). On CPU every map goes through the compiled
     kernel (:func:`_active_counts_compiled`: row runs, the GT in row form). On other
-    devices, without a GT the other maps are counted from their row runs (:func:`_row_runs`, no
-    224 × 224 map is formed); with a GT they are upsampled in chunks and compared pixel by pixel,
-    which suits a GPU.
+    devices the other maps are counted from their row runs (:func:`_row_runs`, no 224 × 224 map is
+    formed, values and threshold in float64), the GT pixels inside each run from the prefix sums of
+    the GT rows; maps already at 224 × 224 are compared pixel by pixel in float64.
     """
     b = m.shape[0]
     thr = _as_threshold(threshold, b, m.device).view(b)
@@ -375,8 +393,8 @@ def _active_counts(
     if gt is not None:
         inter = torch.zeros(b, dtype=torch.int64, device=m.device)
         area = _mask_area(gt)
-    runs = gt is None and tuple(m.shape[1:]) != (GT_SIZE, GT_SIZE)
-    step = _run_chunk_size(m.device) if runs else _chunk_size(m.device)
+    runs = tuple(m.shape[1:]) != (GT_SIZE, GT_SIZE)
+    step = (_run_chunk_size(m.device) if gt is None else _chunk_size(m.device)) if runs else _chunk_size(m.device)
     for s in range(0, b, step):
         e = min(s + step, b)
         sel = mixed[s:e]
@@ -386,10 +404,16 @@ def _active_counts(
         # contiguous slices when the whole chunk needs work (the usual case for positives)
         idx = slice(s, e) if n_sel == e - s else torch.nonzero(sel).view(-1) + s
         if runs:
+            # the runs of the definition (float64, the threshold unrounded), as the compiled
+            # kernels count them; GT pixels inside a run from the GT rows' prefix sums
             lo, hi = _row_runs(m[idx], thr[idx])
             active[idx] = (hi - lo).flatten(1).sum(1)
+            if inter is not None:
+                g = gt[idx].to(torch.int32)  # type: ignore[index]
+                pref = torch.nn.functional.pad(g.cumsum(2, dtype=torch.int32), (1, 0))  # B x size x (size + 1)
+                inter[idx] = (pref.gather(2, hi) - pref.gather(2, lo)).flatten(1).sum(1).long()
             continue
-        act = _upsample(m[idx]) > thr[idx].view(-1, 1, 1)
+        act = m[idx].double() > thr[idx].view(-1, 1, 1)  # maps at 224: upsampling is the identity
         active[idx] = act.flatten(1).sum(1)
         if inter is not None:
             inter[idx] = (act & gt[idx]).flatten(1).sum(1)  # type: ignore[index]
@@ -688,7 +712,8 @@ def map_iou(
         step = _chunk_size(a.device)
         for s in range(0, a.shape[0], step):
             e = min(s + step, a.shape[0])
-            out[s:e] = mask_pair_iou(_upsample(a[s:e]) > thr[s:e], _upsample(b[s:e]) > thr[s:e])
+            out[s:e] = mask_pair_iou(_upsample(a[s:e], dtype=torch.float64) > thr[s:e],
+                                     _upsample(b[s:e], dtype=torch.float64) > thr[s:e])
         return out
     # same native size: both maps' runs share their pieces, so runs intersect in closed form. Pairs
     # of maps whose native maxima are both <= t are both empty (IoU 1) without any work: at the
@@ -724,24 +749,40 @@ def _finite(values: torch.Tensor | np.ndarray | Sequence[float], name: str) -> t
     return v
 
 
-def mean_iou(ious: torch.Tensor | np.ndarray | Sequence[float]) -> float:
-    """Mean of the per-sample IoUs, NaN (excluded) samples skipped: Table I's "cIoU U. th."."""
-    return float(_finite(ious, "ious").mean())
+def _aggregated(values: torch.Tensor | np.ndarray | Sequence[float], name: str, nan: NanPolicy) -> torch.Tensor:
+    """The values an aggregate runs over under the :data:`NanPolicy` ``nan``."""
+    if nan == "skip":
+        return _finite(values, name)
+    if nan != "fail":
+        raise ValueError(f"nan: expected 'skip' or 'fail', got {nan!r}")
+    v = _as_values(values, name)
+    if v.numel() == 0:
+        raise ValueError(f"{name}: no values to aggregate")
+    return v
 
 
-def success_rate(values: torch.Tensor | np.ndarray | Sequence[float], at: float = 0.5) -> float:
-    """Fraction of samples with value ``>= at`` (NaN skipped): Table I's "cIoU Adap." with ``at=0.5``."""
-    v = _finite(values, "values")
+def mean_iou(ious: torch.Tensor | np.ndarray | Sequence[float], nan: NanPolicy = "skip") -> float:
+    """Mean of the per-sample IoUs, NaN (excluded) samples skipped: Table I's "cIoU U. th."
+    (``nan="fail"``: NaN if any value is NaN, as ``np.mean``)."""
+    return float(_aggregated(ious, "ious", nan).mean())
+
+
+def success_rate(values: torch.Tensor | np.ndarray | Sequence[float], at: float = 0.5, nan: NanPolicy = "skip") -> float:
+    """Fraction of samples with value ``>= at`` (NaN skipped, or counted as failures with
+    ``nan="fail"``): Table I's "cIoU Adap." with ``at=0.5``."""
+    v = _aggregated(values, "values", nan)
     return float((v >= at).double().mean())
 
 
 def success_curve(
-    values: torch.Tensor | np.ndarray | Sequence[float], direction: Literal[">=", "<="] = ">="
+    values: torch.Tensor | np.ndarray | Sequence[float], direction: Literal[">=", "<="] = ">=",
+    grid: torch.Tensor | None = None, nan: NanPolicy = "skip",
 ) -> torch.Tensor:
-    """Success ratio at each tau of :data:`TAU_GRID`: fraction of samples with ``value >= tau``
-    (IoU) or ``value <= tau`` (pIA). NaN samples are skipped."""
-    v = _finite(values, "values")
-    tau = TAU_GRID.to(v.device)
+    """Success ratio at each tau of ``grid`` (default :data:`TAU_GRID`): fraction of samples with
+    ``value >= tau`` (IoU) or ``value <= tau`` (pIA). NaN samples are skipped (``nan="fail"``: they
+    stay in the denominator and never succeed)."""
+    v = _aggregated(values, "values", nan)
+    tau = (TAU_GRID if grid is None else grid).to(device=v.device, dtype=torch.float64)
     if direction == ">=":
         hit = v.unsqueeze(0) >= tau.unsqueeze(1)
     elif direction == "<=":
@@ -751,40 +792,46 @@ def success_curve(
     return hit.double().mean(1)
 
 
-def _trapezoid(curve: torch.Tensor) -> float:
-    tau = TAU_GRID.to(curve.device)
+def _trapezoid(curve: torch.Tensor, grid: torch.Tensor | None = None) -> float:
+    tau = (TAU_GRID if grid is None else grid).to(device=curve.device, dtype=torch.float64)
     return float(((curve[1:] + curve[:-1]) * (tau[1:] - tau[:-1])).sum() / 2)
 
 
-def auc(ious: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+def auc(ious: torch.Tensor | np.ndarray | Sequence[float], grid: torch.Tensor | None = None, nan: NanPolicy = "skip") -> float:
     r"""Area under the success curve of the IoUs, 21-point trapezoid over tau in [0, 1].
 
     .. math:: \mathrm{AUC} = \sum_{k=0}^{19} \frac{0.05}{2}\,\big(s(\tau_k) + s(\tau_{k+1})\big),
               \quad s(\tau) = \frac{1}{N}\,\#\{i: \mathrm{IoU}_i \ge \tau\}
 
     Caveat (audit M7): AUC = mean IoU + delta with delta in (-0.025, 0.025]; every sample with IoU 0
-    adds 0.025/N, so AUC partly counts empty maps.
+    adds 0.025/N, so AUC partly counts empty maps. ``grid`` and ``nan``: see :func:`success_curve`
+    (the compatibility mode passes :data:`TAU_GRID_REFERENCE` and ``"fail"``).
     """
-    return _trapezoid(success_curve(ious, ">="))
+    return _trapezoid(success_curve(ious, ">=", grid, nan), grid)
 
 
-def auc_n(pias: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+def auc_n(pias: torch.Tensor | np.ndarray | Sequence[float], grid: torch.Tensor | None = None, nan: NanPolicy = "skip") -> float:
     r"""AUC_N: area under the success curve of negatives, success = ``pIA <= tau`` (higher is better).
 
     .. math:: \mathrm{AUC}_N = \sum_{k=0}^{19} \frac{0.05}{2}\,\big(s(\tau_k) + s(\tau_{k+1})\big),
               \quad s(\tau) = \frac{1}{N}\,\#\{i: \mathrm{pIA}_i \le \tau\}
 
-    It equals 1 - mean pIA up to the trapezoid's discretisation (within 0.025).
+    It equals 1 - mean pIA up to the trapezoid's discretisation (within 0.025). ``grid``, ``nan``:
+    as :func:`auc`.
     """
-    return _trapezoid(success_curve(pias, "<="))
+    return _trapezoid(success_curve(pias, "<=", grid, nan), grid)
 
 
-def harmonic_mean(a: float, b: float) -> float:
-    """``2ab / (a + b)``, defined as 0 when ``a + b == 0``. Both in [0, 1]."""
+def harmonic_mean(a: float, b: float, zero_zero: float = 0.0) -> float:
+    """``2ab / (a + b)``, defined as ``zero_zero`` (0) when ``a + b == 0``. Both in [0, 1].
+
+    The paper code computes ``2ab / (a + b)`` as is, so H(0, 0) = 0/0 = NaN there; the
+    compatibility mode passes ``zero_zero=nan``.
+    """
     for name, x in (("a", a), ("b", b)):
         if not (0.0 <= x <= 1.0):
             raise ValueError(f"harmonic_mean: {name} = {x} is outside [0, 1]")
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+    return zero_zero if a + b == 0 else 2 * a * b / (a + b)
 
 
 def _mean_over_types(by_type: Mapping[str, float] | Sequence[float], name: str) -> float:
@@ -794,16 +841,17 @@ def _mean_over_types(by_type: Mapping[str, float] | Sequence[float], name: str) 
     return float(sum(vals) / len(vals))
 
 
-def f_loc(ciou_mean: float, pia_by_type: Mapping[str, float] | Sequence[float]) -> float:
+def f_loc(ciou_mean: float, pia_by_type: Mapping[str, float] | Sequence[float], zero_zero: float = 0.0) -> float:
     r""":math:`F_{LOC} = H\big(\mathrm{cIoU},\; 1 - \overline{\mathrm{pIA}}\big)`, harmonic mean of the mean IoU
-    on positives and one minus the pIA averaged over the negative types (each type weighted equally)."""
-    return harmonic_mean(ciou_mean, 1.0 - _mean_over_types(pia_by_type, "pia_by_type"))
+    on positives and one minus the pIA averaged over the negative types (each type weighted equally).
+    ``zero_zero``: see :func:`harmonic_mean`."""
+    return harmonic_mean(ciou_mean, 1.0 - _mean_over_types(pia_by_type, "pia_by_type"), zero_zero)
 
 
-def f_auc(auc_value: float, auc_n_by_type: Mapping[str, float] | Sequence[float]) -> float:
+def f_auc(auc_value: float, auc_n_by_type: Mapping[str, float] | Sequence[float], zero_zero: float = 0.0) -> float:
     r""":math:`F_{AUC} = H\big(\mathrm{AUC},\; \overline{\mathrm{AUC}_N}\big)`, harmonic mean of the positive AUC and
-    the AUC_N averaged over the negative types."""
-    return harmonic_mean(auc_value, _mean_over_types(auc_n_by_type, "auc_n_by_type"))
+    the AUC_N averaged over the negative types. ``zero_zero``: see :func:`harmonic_mean`."""
+    return harmonic_mean(auc_value, _mean_over_types(auc_n_by_type, "auc_n_by_type"), zero_zero)
 
 
 def auroc(positive: torch.Tensor | np.ndarray | Sequence[float], negative: torch.Tensor | np.ndarray | Sequence[float]) -> float:

@@ -247,8 +247,9 @@ def uniform_index(word: int, n: int) -> int:
     return (int(word) * int(n)) >> 64
 
 
-def noise_waveform(noise_seed: int, n_samples: int) -> np.ndarray:
+def noise_waveform(noise_seed: int, n_samples: int, clip: bool = True) -> np.ndarray:
     """The noise negative: ``n_samples`` of N(0, 1) clipped to [-1, 1], float32, from a 64-bit seed.
+    ``clip=False``: the same draws unclipped, as the paper code's loaders (audit D1; compatibility mode).
 
     Philox4x64-10 with ``key=noise_seed`` and counter 0 gives one 64-bit word per sample; pairs of
     words become two normals by Box-Muller on 53-bit uniforms (``u1`` in (0, 1], ``u2`` in [0, 1)).
@@ -270,7 +271,8 @@ def noise_waveform(noise_seed: int, n_samples: int) -> np.ndarray:
     out = np.empty(m, dtype=np.float64)
     out[0::2] = r * np.cos(theta)
     out[1::2] = r * np.sin(theta)
-    return np.clip(out[:n_samples], -1.0, 1.0).astype(np.float32)
+    out = out[:n_samples]
+    return (np.clip(out, -1.0, 1.0) if clip else out).astype(np.float32)
 
 
 def silence_waveform(n_samples: int) -> np.ndarray:

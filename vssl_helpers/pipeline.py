@@ -169,6 +169,14 @@ NOTEBOOKS: list[NotebookSpec] = [
         quick_parameters={**_RESULT_QUICK, "images": [0]},
         prepare="vssl_helpers.report.runs:prepare",
     ),
+    NotebookSpec(
+        template="notebooks/compat_effects.ipynb",
+        output="compat_effects.ipynb",
+        # the result chapters' set and trained models: metric switches rescore their stored maps
+        parameters={**_RESULT_PARAMETERS, "models": ["demo-ezvsl", "demo-lvs"], "effect_images": 48, "effect_seeds": 2},
+        quick_parameters={**_RESULT_QUICK, "effect_images": 8, "effect_seeds": 1},
+        prepare="vssl_helpers.report.runs:prepare",
+    ),
 ]
 
 

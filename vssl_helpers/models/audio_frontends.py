@@ -154,16 +154,22 @@ class ScipyLogPSD(nn.Module):
     Computed in float64 (the loaders work in float64 NumPy) and returned as float32
     ``B × 1 × 257 × frames``. ``crop_frames`` takes the centre ``crop_frames`` columns like
     torchvision's ``CenterCrop`` (left offset ``round((frames - crop) / 2)``); ``clip`` clamps the
-    waveform to [-1, 1] first, as every official loader of this family does.
+    waveform to [-1, 1] first, as every official loader of this family does. ``log=False`` skips the
+    log (``P / 12``), as the paper code's loader does for silence and noise of the EZ-VSL family
+    (audit D2; set only by :func:`vssl_helpers.compat.negative_frontend`).
     """
 
-    def __init__(self, sample_rate: int, nperseg: int = 512, noverlap: int = 274, crop_frames: int | None = None, clip: bool = True) -> None:
+    def __init__(
+        self, sample_rate: int, nperseg: int = 512, noverlap: int = 274, crop_frames: int | None = None,
+        clip: bool = True, log: bool = True,
+    ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.nperseg = nperseg
         self.hop = nperseg - noverlap
         self.crop_frames = crop_frames
         self.clip = clip
+        self.log = log
         # not persistent: no official checkpoint stores the loader's window
         self.register_buffer("window", tukey_periodic(nperseg), persistent=False)
 
@@ -186,7 +192,8 @@ class ScipyLogPSD(nn.Module):
         return p.transpose(-1, -2)
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        logp = torch.log(self.psd(waveforms) + 1e-7) / 12.0
+        p = self.psd(waveforms)
+        logp = (torch.log(p + 1e-7) if self.log else p) / 12.0
         if self.crop_frames is not None:
             n = logp.shape[-1]
             if n < self.crop_frames:
@@ -212,10 +219,11 @@ class MelDB(nn.Module):
     2, HTK mel scale from 0 to sr/2, no filter-bank normalisation; ``normalized=True`` divides the
     power by :math:`\\sum_n g_n^2`; dB is :math:`10\\log_{10}(\\max(x, 10^{-10}))` without ``top_db``.
     Output ``B × 1 × 257 × (1 + \\lfloor T/239 \\rfloor)``; no clipping or standardisation (as the
-    official loader).
+    official loader). ``log=False`` returns the mel power without the dB step, as the paper code's
+    SSL-TIE loader does for silence and noise (audit D2).
     """
 
-    def __init__(self, sample_rate: int = 16000) -> None:
+    def __init__(self, sample_rate: int = 16000, log: bool = True) -> None:
         super().__init__()
         with warnings.catch_warnings():
             # 257 mels on a 257-bin STFT leave 28 all-zero filters; that is the official setting (models.md §7.3)
@@ -223,9 +231,11 @@ class MelDB(nn.Module):
             mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=512, hop_length=239, n_mels=257, normalized=True)
         self.mel = non_persistent(mel)
         self.to_db = non_persistent(torchaudio.transforms.AmplitudeToDB())
+        self.log = log
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.to_db(self.mel(waveforms.to(torch.float32))).unsqueeze(1)
+        power = self.mel(waveforms.to(torch.float32))
+        return (self.to_db(power) if self.log else power).unsqueeze(1)
 
 
 class Frontend(nn.Module):

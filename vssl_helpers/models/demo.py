@@ -69,10 +69,16 @@ def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class LogMel(nn.Module):
-    """Waveform (``B × T``) → log-mel (``B × 1 × 64 × frames``), silence maps to -100 dB exactly."""
+    """Waveform (``B × T``) → log-mel (``B × 1 × 64 × frames``), silence maps to -100 dB exactly.
 
-    def __init__(self, pre: Preprocessing = DEMO_PREPROCESSING) -> None:
+    ``log=False`` (set only by :func:`vssl_helpers.compat.negative_frontend`) skips the ``10 log10``
+    and scales the mel power with the same affine map, the demo analogue of the paper code's
+    un-logged negatives (audit D2).
+    """
+
+    def __init__(self, pre: Preprocessing = DEMO_PREPROCESSING, log: bool = True) -> None:
         super().__init__()
+        self.log = log
         self.n_samples = int(pre.sample_rate * pre.audio_seconds)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=pre.sample_rate, n_fft=512, hop_length=256, n_mels=64, power=2.0
@@ -80,7 +86,8 @@ class LogMel(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         x = fit_audio_length(waveforms.float(), self.n_samples)
-        db = 10 * torch.log10(self.mel(x) + 1e-10)
+        power = self.mel(x)
+        db = 10 * torch.log10(power + 1e-10) if self.log else power
         # fixed affine so typical clips sit around 0 +- 1; BatchNorm handles the rest
         return ((db + 40.0) / 20.0).unsqueeze(1)
 

@@ -28,6 +28,8 @@ A book configuration is a small YAML or JSON file (paths relative to the file)::
     device: auto                                 # engine settings (optional)
     workers: 4
     batch_size: 64
+    compat: false                                # true: the paper code's behaviour (vssl_helpers.compat),
+                                                 # or a list of switch names; never the default
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class BookConfig:
         n_seeds: negative seeds per sample (the paper: 10).
         device, workers, batch_size: engine settings (:func:`vssl_helpers.engine.evaluate_stored`).
         store: map store folder (default: :func:`vssl_helpers.store.default_store_root`).
+        compat: switches of the reference-code compatibility mode (:mod:`vssl_helpers.compat`) every
+            run of the book uses; empty (the default): none.
         source: the file the configuration was read from (for messages).
     """
 
@@ -133,6 +137,7 @@ class BookConfig:
     workers: int = 0
     batch_size: int = 64
     store: Path | None = None
+    compat: tuple[str, ...] = ()
     source: str = "<book config>"
 
     @property
@@ -150,7 +155,7 @@ class BookConfig:
                                   "manifest": opt(t.manifest), "on_missing": t.on_missing} for t in self.testsets},
             "models": {m: {"checkpoint": opt(c)} for m, c in self.models},
             "seeds": self.n_seeds, "device": self.device, "workers": self.workers, "batch_size": self.batch_size,
-            "store": opt(self.store),
+            "store": opt(self.store), "compat": list(self.compat),
         }
 
     def write(self, path: str | Path) -> Path:
@@ -190,7 +195,7 @@ class BookConfig:
                 raise BookConfigError(f"{where}: models.{name}.checkpoint: no such file: {ckpt}")
 
 
-_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store"}
+_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat"}
 _SET_KEYS = {"data_root", "annotations", "manifest", "on_missing"}
 
 
@@ -253,6 +258,15 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         if not isinstance(entry, Mapping) or set(entry) - {"checkpoint"}:
             raise BookConfigError(f"{source}: models.{name}: expected {{checkpoint: <file>}}, got {entry!r}")
         models.append((str(name), path(entry.get("checkpoint"), f"models.{name}.checkpoint")))
+    compat_in = data.get("compat", False)
+    if not (isinstance(compat_in, bool) or (isinstance(compat_in, Sequence) and not isinstance(compat_in, str))):
+        raise BookConfigError(f"{source}: compat: expected true, false or a list of switch names, got {compat_in!r}")
+    from ..compat import parse_switches
+
+    try:
+        compat = tuple(sorted(parse_switches(compat_in)))  # type: ignore[arg-type]
+    except ValueError as e:
+        raise BookConfigError(f"{source}: compat: {e}") from None
     device = data.get("device", "auto")
     if not isinstance(device, str):
         raise BookConfigError(f"{source}: device: expected a string such as auto, cpu or cuda, got {device!r}")
@@ -261,7 +275,7 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         n_seeds=integer(data.get("seeds", 10), "seeds", 1), device=device,
         workers=integer(data.get("workers", 0), "workers", 0),
         batch_size=integer(data.get("batch_size", 64), "batch_size", 1),
-        store=path(data.get("store"), "store"), source=source,
+        store=path(data.get("store"), "store"), compat=compat, source=source,
     )
 
 
@@ -425,18 +439,23 @@ def _evaluate_cached(
     import numpy as np
     import torch
 
+    from ..compat import Compat
     from ..engine import StoredResult, load_stored_maps, maxima_by_type, resolve_threshold, store_key, testset_fingerprint
     from ..store import atomic_write
 
     cfg = model.config
     ds, manifest = run.dataset, run.manifest
-    key = store_key(model, manifest, data=testset_fingerprint(ds, cfg.preprocessing.image_size), weights=weights)
+    engine_kw = dict(engine_kw or {})
+    cmp = Compat.create(engine_kw.pop("compat", None), cfg.name, ds)
+    key = store_key(model, manifest, data=testset_fingerprint(ds, cfg.preprocessing.image_size), weights=weights, compat=cmp)
     srun = store.run(key, manifest.ids, manifest.n_seeds, 512)
+    # summaries of compatibility runs are cached apart (metric switches reuse the same maps)
+    suffix = "" if not cmp.active else "-compat-" + hashlib.sha256(",".join(sorted(cmp.effective)).encode()).hexdigest()[:8]
     if not srun.pending():
         maps = load_stored_maps(srun, manifest.offscreen.T, cfg.name)
         maxima = maxima_by_type(maps)
         thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
-        tag = hashlib.sha256(repr(float(thr.value)).encode()).hexdigest()[:12]
+        tag = hashlib.sha256(repr(float(thr.value)).encode()).hexdigest()[:12] + suffix
         cached = srun.path / f"summary-{tag}.json"
         if cached.is_file():
             saved = json.loads(cached.read_text())
@@ -448,11 +467,12 @@ def _evaluate_cached(
             index = {x: j for j, x in enumerate(ids)}
             gt = torch.from_numpy(np.ascontiguousarray(masks[[index[i] for i in manifest.ids]]))
             prov = {"manifest": manifest.name, "manifest_sha256": manifest.sha256, "n_seeds": manifest.n_seeds,
-                    "weights": weights, "store_run": str(srun.path), "summary_cache": str(cached)}
+                    "weights": weights, "store_run": str(srun.path), "summary_cache": str(cached),
+                    "compat": cmp.record()}
             return StoredResult(cfg.name, maps, gt, thr, saved["row"], saved["per_seed"], maxima, prov, {})
     result = evaluate_stored(model, ds, manifest, store, threshold=threshold, weights=weights, progress=progress,
-                             **dict(engine_kw or {}))
-    tag = hashlib.sha256(repr(float(result.threshold.value)).encode()).hexdigest()[:12]
+                             compat=cmp, **engine_kw)
+    tag = hashlib.sha256(repr(float(result.threshold.value)).encode()).hexdigest()[:12] + suffix
     text = json.dumps({"threshold": float(result.threshold.value), "row": result.row, "per_seed": result.per_seed})
     atomic_write(srun.path / f"summary-{tag}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return result
@@ -607,7 +627,9 @@ def book_results(
     def build(name: str) -> tuple[Any, str | None]:
         return build_model(name, checkpoints[name], model_seed=model_seed, progress=progress, option=f"models.{name}.checkpoint")
 
-    engine_kw = {"device": cfg.device, "num_workers": cfg.workers, "batch_size": cfg.batch_size}
+    engine_kw: dict[str, Any] = {"device": cfg.device, "num_workers": cfg.workers, "batch_size": cfg.batch_size}
+    if cfg.compat:
+        engine_kw["compat"] = list(cfg.compat)
     store = MapStore(cfg.store) if cfg.store else default_store()
     return _evaluate_matrix(models, sets, build, store, progress, engine_kw)
 

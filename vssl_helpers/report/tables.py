@@ -311,15 +311,27 @@ def checkpoint_label(record: "Mapping[str, object]") -> str:
     return f"no file ({kind} {digest[:12]})" if digest else "no file"
 
 
+def compat_label(record: "Mapping | None") -> str:
+    """The ``compat`` column of ``vssl table``: ``-`` for a default row, ``reference`` for the
+    reference preset (:mod:`vssl_helpers.compat`), else the requested switches joined by ``+``."""
+    if not record:
+        return "-"
+    on = [k for k, v in record.get("switches", {}).items() if v]
+    if not on:
+        return "-"
+    return "reference" if record.get("reference_preset") else "+".join(on)
+
+
 def results_table(records: "Sequence[tuple[str, Mapping]]", per_seed: bool = False) -> pd.DataFrame:
     """One row per results record (``(label, record)``, label usually the file name), per-seed rows
     below each when ``per_seed``. Columns: ``results``, ``model``, ``checkpoint``
-    (:func:`checkpoint_label`), ``test set``, ``row`` (``pooled`` or ``seed k``), ``threshold`` and
+    (:func:`checkpoint_label`), ``test set``, ``compat`` (:func:`compat_label`), ``row`` (``pooled`` or ``seed k``), ``threshold`` and
     the :data:`RESULTS_COLUMNS` with their arrows (percent)."""
     rows = []
     for label, r in records:
         base = {"results": label, "model": r["model"], "checkpoint": checkpoint_label(r),
-                "test set": r.get("testset") or r.get("manifest", ""), "row": "pooled",
+                "test set": r.get("testset") or r.get("manifest", ""), "compat": compat_label(r.get("compat")),
+                "row": "pooled",
                 "threshold": float(r["threshold"]["value"])}
         rows.append({**base, **{results_header(k, h): r["pooled"].get(k) for k, h in RESULTS_COLUMNS}})
         if per_seed:
@@ -340,6 +352,6 @@ def results_table_text(table: pd.DataFrame) -> str:
     def metric(v: object) -> str:
         return "nan" if v is None or v != v else f"{float(v):.1f}"  # type: ignore[arg-type]
 
-    formatters = {c: metric for c in table.columns if c not in ("results", "model", "checkpoint", "test set", "row")}
+    formatters = {c: metric for c in table.columns if c not in ("results", "model", "checkpoint", "test set", "compat", "row")}
     formatters["threshold"] = lambda v: f"{float(v):.{d}g}"
     return table.to_string(index=False, formatters=formatters) + "\n\n" + RESULTS_LEGEND
