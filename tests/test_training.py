@@ -137,3 +137,31 @@ def test_damaged_shipped_weights_are_refused(tmp_path, monkeypatch):
     (tmp_path / "demo-ezvsl-seed0.pt").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256"):
         T.trained_state_dict("demo-ezvsl", seed=0, progress=False)
+
+
+def test_cli_train_on_a_tiny_config(cache, tmp_path, capsys):
+    from vssl_helpers.cli import main
+
+    out = tmp_path / "out" / "tiny.pt"
+    args = ["train", "--model", "demo-ezvsl", "--steps", "3", "--n-train-images", "64", "--batch-size", "32",
+            "--checkpoint-every", "1"]
+    assert main([*args, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    # stderr is not a terminal here: the training bar writes a few lines, not one per step
+    bar_lines = [line for line in captured.err.splitlines() if line.startswith("train demo-ezvsl")]
+    assert 1 <= len(bar_lines) <= 5 and "\r" not in captured.err
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and record["sha256"] in captured.out
+    assert "shipped weights: none" in captured.out  # a tiny config is not the shipped one
+    # --steps 3 implies warmup_steps = 3 // 3 = 1: exactly TINY
+    whole = T.train(T.TrainConfig(objective="ezvsl", **TINY), progress=False)
+    assert _same(torch.load(out, weights_only=True), whole.state_dict)
+    # again with --force and --no-progress: trained anew from step 0, same bytes, no bar at all
+    assert main([*args, "--force", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert record["sha256"] in captured.out and "train demo-ezvsl" not in captured.err
+    # bad input: a clear message naming the option, exit status 2
+    assert main(["train", "--model", "demo-saliency"]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["train", "--model", "demo-ezvsl", "--steps", "0"]) == 2
+    assert "--steps: must be >= 1" in capsys.readouterr().err

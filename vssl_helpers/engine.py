@@ -104,7 +104,7 @@ def compute_extended_maps(
             (seed, sample) (e.g. :func:`vssl_helpers.negatives.noise` with the manifest's seeds).
         gt: N × 224 × 224 masks, passed to models that declare ``config.needs_gt``.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 
     device = torch.device(device)
     model = model.to(device).eval()
@@ -504,7 +504,7 @@ def evaluate_stored(
             :func:`compare_dtypes` for the accuracy check). Maps are stored as ``store_dtype``.
         after_shard: called with (shard index, path) after each shard is written (progress hooks).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 
     t_start = time.perf_counter()
     if dtype not in _DTYPES:

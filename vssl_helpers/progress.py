@@ -15,13 +15,14 @@ Three modes, decided per bar from the process-wide setting and the stream the ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-__all__ = ["LOG_LINES", "LOG_MIN_INTERVAL_S", "bar", "enabled", "mode", "set_enabled"]
+__all__ = ["LOG_LINES", "LOG_MIN_INTERVAL_S", "bar", "enabled", "mode", "set_enabled", "switched"]
 
 ENV = "VSSL_PROGRESS"
 LOG_LINES = 10
@@ -37,6 +38,22 @@ def set_enabled(on: bool | None) -> None:
         os.environ.pop(ENV, None)
     else:
         os.environ[ENV] = "1" if on else "0"
+
+
+@contextlib.contextmanager
+def switched(on: bool | None) -> Iterator[None]:
+    """:func:`set_enabled` for the duration of a ``with`` block (a command run in-process, e.g. by a
+    test, leaves the setting as it found it); ``None`` changes nothing."""
+    before = os.environ.get(ENV)
+    if on is not None:
+        set_enabled(on)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def enabled() -> bool:

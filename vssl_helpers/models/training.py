@@ -24,9 +24,21 @@ those pairs as positives (they cannot know); the negative-aware objective exclud
 positive term. Default: 0.0 (clean data).
 
 Training is capped by **steps**, never by wall time (the cores may be shared), seeded, and
-deterministic on CPU. Results are cached by a hash of (objective config, code version, data
-version): :func:`trained_state_dict` returns the cached weights or trains and saves them
-atomically; checkpoints load with ``weights_only=True``.
+deterministic on CPU at a fixed thread count (:data:`TRAIN_THREADS`). Weights are identified by a
+hash of (objective config, code version, data version), :meth:`TrainConfig.key`:
+:func:`trained_state_dict` returns the **shipped** weights when the key is theirs
+(``vssl_helpers/data/weights/<name>-seed0.pt``, the default config; sha256-checked against their
+record), else the cached ones, else trains and saves them atomically. Every file loads with
+``weights_only=True``.
+
+**Resumable**: :func:`train_to_cache` (``vssl train``) checkpoints the whole training state every N
+steps (model, optimizer, scheduler, RNG and data-order states); an interrupted run continues from
+the last checkpoint and ends with exactly the weights of an uninterrupted run.
+
+**Record** (``<weights>.json``, :func:`training_record`): model, seed, steps, threads, the full
+config and its key, the training code version (``train_version``, package and torch versions), the
+training data (split, scene count, data seed, generator version, numpy version), the loss history
+and final loss, training seconds, and the weights file's sha256 and size.
 """
 
 from __future__ import annotations
