@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-__all__ = ["LOG_LINES", "LOG_MIN_INTERVAL_S", "bar", "enabled", "mode", "set_enabled", "switched"]
+__all__ = ["LOG_LINES", "LOG_MIN_INTERVAL_S", "bar", "enabled", "mode", "set_enabled", "switched", "in_notebook"]
 
 ENV = "VSSL_PROGRESS"
 LOG_LINES = 10
@@ -61,7 +61,8 @@ def enabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _in_notebook() -> bool:
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (a notebook, or the book's papermill runs)."""
     try:
         from IPython import get_ipython
 
@@ -80,7 +81,7 @@ def mode(stream: IO[str] | None = None) -> str:
         return "log"
     stream = sys.stderr if stream is None else stream
     isatty = getattr(stream, "isatty", None)
-    if value in ("1", "true", "yes", "on") or (callable(isatty) and isatty()) or _in_notebook():
+    if value in ("1", "true", "yes", "on") or (callable(isatty) and isatty()) or in_notebook():
         return "terminal"
     return "log"
 
