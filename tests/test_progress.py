@@ -86,3 +86,22 @@ def test_package_makes_every_bar_through_the_policy():
     offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
                  if p.name != "progress.py" and ("from tqdm" in p.read_text() or "import tqdm" in p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize("flag, expect", [(False, False), (None, True)])
+def test_book_no_progress_reaches_the_prepare_steps_and_kernels(monkeypatch, flag, expect):
+    """`vssl book --no-progress` (run_book(progress=False)) switches the bars off for everything the
+    book runs: the prepare steps in this process and the notebook kernels (through the environment)."""
+    from vssl_helpers import pipeline
+
+    seen = {}
+
+    def fake_execute(specs, **kw):
+        seen["enabled"] = P.enabled()
+        seen["env"] = os.environ.get(P.ENV)
+        return []
+
+    monkeypatch.setattr(pipeline, "execute_notebooks", fake_execute)
+    assert pipeline.run_book(build=False, progress=flag) == 0
+    assert seen["enabled"] is expect and seen["env"] == (None if expect else "0")
+    assert P.ENV not in os.environ, "the setting is restored after the run"

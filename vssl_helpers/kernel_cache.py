@@ -24,8 +24,8 @@ from typing import IO
 
 __all__ = ["compile_kernels", "ensure_compiled", "stamp_path"]
 
-EXPECTED = "about 1 minute on 2 free cores, up to 2 on a busy machine"
-"""What the message promises (measured: 35-100 s on the project's 2-core machines; see
+EXPECTED = "about 1 minute on 2 free cores, up to 3 on a busy machine"
+"""What the message promises (measured: 64 s of CPU, 163 s of wall time with 4 jobs on the 2 cores; see
 benchmarks/RESULTS.md)."""
 
 _busy = False
