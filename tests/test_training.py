@@ -165,3 +165,20 @@ def test_cli_train_on_a_tiny_config(cache, tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
     assert main(["train", "--model", "demo-ezvsl", "--steps", "0"]) == 2
     assert "--steps: must be >= 1" in capsys.readouterr().err
+
+
+def test_cache_entry_of_the_former_record_format_gets_a_full_record_without_training(cache):
+    cfg = T.TrainConfig(objective="ezvsl", **TINY)
+    whole = T.train(cfg, progress=False)
+    path = T._cache_path(cfg, "demo-ezvsl")
+    path.parent.mkdir(parents=True)
+    torch.save(whole.state_dict, path)  # as the former code saved it: to a path, record without hash
+    path.with_suffix(".json").write_text(json.dumps({"config": {}, "threads": 2, "seconds": 1.5, "history": whole.history}))
+
+    def no_training(step: int) -> None:
+        raise AssertionError("trained although the cache holds the weights")
+
+    got, record = T.train_to_cache("demo-ezvsl", seed=0, progress=False, after_step=no_training, **TINY)
+    assert got == path and record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record["seconds"] == 1.5 and record["final_loss"] == whole.history[-1]["loss"]
+    assert _same(torch.load(path, weights_only=True), whole.state_dict)

@@ -533,16 +533,29 @@ def train_to_cache(
         for p in (path, record_path, ckpt):
             p.unlink(missing_ok=True)
     elif path.is_file() and record_path.is_file():
-        return path, json.loads(record_path.read_text(encoding="utf-8"))
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if "sha256" in record:
+            return path, record
+        # a cache entry of the training code before records had hashes: same weights, new record
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        result = TrainResult(state_dict, cfg, float(record.get("seconds", 0.0)), list(record.get("history", [])))
+        return path, _write_entry(path, name, result)
+    result = train(cfg, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every, after_step=after_step)
+    record = _write_entry(path, name, result)
+    ckpt.unlink(missing_ok=True)
+    return path, record
+
+
+def _write_entry(path: Path, name: str, result: TrainResult) -> dict[str, Any]:
+    """Write weights (:func:`_serialize` bytes) and their record atomically; return the record."""
     from ..atomic import atomic_write
 
-    result = train(cfg, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every, after_step=after_step)
     data = _serialize(result.state_dict)
     record = _record(name, result, data)
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8"))
-    ckpt.unlink(missing_ok=True)
-    return path, record
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return record
 
 
 def trained_state_dict(name: str, seed: int = 0, progress: bool = True, **overrides: Any) -> dict[str, torch.Tensor]:
