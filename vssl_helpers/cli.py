@@ -8,6 +8,7 @@ Examples::
         --device cuda --workers 8 --out ezvsl_vggss.json
     vssl threshold --model demo-random --testset synthetic
     vssl table random.json ezvsl_vggss.json
+    vssl train --model demo-ezvsl                 # retrain a demo model (resumable), compare with the shipped weights
     vssl book                                     # the book on the embedded default (= make book)
     vssl book --data-root vggss=/data/vggss --data-root is3=/data/is3 \\
         --checkpoint ezvsl=ezvsl_vggss.pth --checkpoint lvs=lvs_vggss.pth   # the real-data book
@@ -135,7 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--per-seed", action="store_true", help="also print one row per negative seed below each file's row")
     tb.add_argument("--out", type=Path, help="write the table (.csv, .md or .json)")
     _add_book_parser(sub)
+    _add_train_parser(sub)
     return ap
+
+
+def _add_train_parser(sub: Any) -> None:
+    tr = sub.add_parser(
+        "train", help="retrain a demo model (resumable); compares with the shipped weights",
+        description="Train a demo model with the project's training code (vssl_helpers/models/training.py) into the "
+        "training cache ($VSSL_CACHE/models or ~/.cache/vssl-companion/models). Resumable: the run saves its whole "
+        "state every --checkpoint-every steps, and the same command after an interruption continues from there and "
+        "ends with the weights of an uninterrupted run. With the default settings it reproduces the shipped weights "
+        "(vssl_helpers/data/weights/) and says whether they are bit-identical.",
+    )
+    tr.add_argument("--model", required=True, help="trained demo model: demo-ezvsl, demo-lvs or demo-negaware")
+    tr.add_argument("--seed", type=int, default=0, help="training seed (default 0, as the shipped weights)")
+    tr.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig's, 600)")
+    tr.add_argument("--warmup-steps", type=int, default=None, help="steps of the warm-up score (default: TrainConfig's)")
+    tr.add_argument("--n-train-images", type=int, default=None, help="training scenes (default: TrainConfig's, 4000)")
+    tr.add_argument("--batch-size", type=int, default=None, help="batch size (default: TrainConfig's, 64)")
+    tr.add_argument("--checkpoint-every", type=int, default=50, help="save the training state every N steps (default 50)")
+    tr.add_argument("--force", action="store_true", help="train from step 0 even if the cache holds these weights or a checkpoint")
+    tr.add_argument("--out", type=Path, help="also write the weights here (a .pt state dict; its record beside it as .json)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _add_book_parser(sub: Any) -> None:
@@ -184,6 +207,54 @@ def _pairs(values: Sequence[str], option: str, what: str) -> dict[str, str]:
             raise CliError(f"{option}: {key!r} given twice")
         out[key] = value
     return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    """`vssl train`: train (or resume) into the cache, report the record and the shipped comparison."""
+    import torch
+
+    from .models.demo import TRAINED_DEMOS
+    from .models.training import TrainConfig, shipped_weights, train_to_cache
+
+    if args.model not in TRAINED_DEMOS:
+        raise CliError(f"--model: {args.model!r} is not a trained demo model; expected one of {', '.join(TRAINED_DEMOS)}")
+    overrides = {f: getattr(args, f) for f in ("steps", "warmup_steps", "n_train_images", "batch_size")
+                 if getattr(args, f) is not None}
+    for f, v in [*overrides.items(), ("checkpoint_every", args.checkpoint_every)]:
+        if v < (0 if f == "warmup_steps" else 1):
+            raise CliError(f"--{f.replace('_', '-')}: must be >= {0 if f == 'warmup_steps' else 1}, got {v}")
+    if "steps" in overrides and "warmup_steps" not in overrides:
+        # TrainConfig's warm-up is a third of the default run; keep it within a shorter one
+        overrides["warmup_steps"] = min(TrainConfig.warmup_steps, overrides["steps"] // 3)
+    if "batch_size" in overrides and overrides["batch_size"] > overrides.get("n_train_images", TrainConfig.n_train_images):
+        raise CliError(f"--batch-size: {overrides['batch_size']} is more than the training scenes "
+                       f"({overrides.get('n_train_images', TrainConfig.n_train_images)})")
+    if args.out is not None and args.out.suffix not in (".pt", ".pth"):
+        raise CliError(f"--out: expected a .pt or .pth file name, got {args.out}")
+    path, record = train_to_cache(args.model, args.seed, progress=not args.no_progress,
+                                  checkpoint_every=args.checkpoint_every, force=args.force, **overrides)
+    print(f"{args.model} seed {args.seed}: {record['steps']} steps at {record['threads']} threads, final loss "
+          f"{record['final_loss']:.4f}, {record['seconds']:.0f} s of training")
+    print(f"weights {path} ({record['bytes']:,} bytes), sha256 {record['sha256']}")
+    shipped = shipped_weights(args.model, args.seed, **overrides)
+    if shipped is None:
+        print("shipped weights: none for this training config (the shipped ones use the defaults, seed 0)")
+    elif shipped[1]["sha256"] == record["sha256"]:
+        print(f"shipped weights {shipped[0].name}: bit-identical (same sha256)")
+    else:
+        mine = torch.load(path, map_location="cpu", weights_only=True)
+        ref = torch.load(shipped[0], map_location="cpu", weights_only=True)
+        diff = max(float((mine[k].double() - ref[k].double()).abs().max()) for k in ref)
+        print(f"shipped weights {shipped[0].name}: differ (sha256 {shipped[1]['sha256'][:12]}...), max |diff| {diff:.3g}")
+    if args.out is not None:
+        from .atomic import atomic_write
+
+        data = path.read_bytes()
+        atomic_write(args.out, lambda tmp: tmp.write_bytes(data))
+        text = json.dumps(record, indent=1) + "\n"
+        atomic_write(args.out.with_suffix(".json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -449,9 +520,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vssl`` (returns the exit status)."""
     ap = build_parser()
     args = ap.parse_args(argv)
+    from .progress import switched
+
+    # --no-progress: no bar anywhere in this command (restored after it, for in-process callers)
+    with switched(False if getattr(args, "no_progress", False) else None):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.cmd == "book":
             return _book(args)
+        if args.cmd == "train":
+            return _train(args)
         if args.cmd == "models":
             from .models import get_config, list_models
 

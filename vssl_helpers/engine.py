@@ -109,7 +109,7 @@ def compute_extended_maps(
             :func:`vssl_helpers.negatives.noise` with the manifest's seeds.
         gt: N × 224 × 224 masks, passed to models that declare ``config.needs_gt``.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 
     device = torch.device(device)
     model = model.to(device).eval()
@@ -562,7 +562,7 @@ def evaluate_stored(
             never the default. Audio switches change the silence / noise maps (and the store key),
             metric switches only the scoring. The provenance records every switch.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 
     t_start = time.perf_counter()
     if dtype not in _DTYPES:

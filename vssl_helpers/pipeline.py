@@ -648,7 +648,8 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="papermill progress bars (default: on when stderr is a terminal)",
+        help="progress bars: --no-progress silences every bar (papermill's, the prepare steps' training and "
+        "map bars, the notebooks'); default: live bars on a terminal, a few lines per loop in a log",
     )
 
 
@@ -678,6 +679,16 @@ def run_book(
     0 success; 2 a real-data book whose configuration, media or checkpoints fail the pre-flight
     check (:func:`vssl_helpers.report.runs.preflight`, before any notebook runs), printed as
     ``vssl: error: ...``; 1 a notebook or the site build failed (``[pipeline] ...``)."""
+    from .progress import switched
+
+    # --no-progress: off for the prepare steps' bars and the notebook kernels' (they inherit it)
+    with switched(False if progress is False else None):
+        return _run_book(config, out, build, quick, force, clean, progress)
+
+
+def _run_book(
+    config: Path | None, out: Path | None, build: bool, quick: bool, force: bool, clean: bool, progress: bool | None
+) -> int:
     root = repo_root()
     progress = sys.stderr.isatty() if progress is None else progress
     start = time.perf_counter()

@@ -7,6 +7,12 @@ Trained models (same architecture, three training objectives, see :mod:`vssl_hel
 * ``demo-negaware``: EZ-VSL's objective plus a term that drives the map's maximum to 0 for silence,
   noise and off-screen audio (the remedy the paper's conclusion points to).
 
+Weights: the three ship with the package (``vssl_helpers/data/weights/``, trained by
+:mod:`vssl_helpers.models.training` with the default :class:`~vssl_helpers.models.training.TrainConfig`,
+seed 0, each with its training record and sha256); ``pretrained=True`` loads them when the requested
+training config is that one, and otherwise trains (or reads the training cache), as
+:func:`~vssl_helpers.models.training.trained_state_dict` says. ``vssl train`` retrains them.
+
 Reference points (untrained):
 
 * ``demo-saliency``: audio-blind visual saliency (colour contrast), the same map whatever the audio.

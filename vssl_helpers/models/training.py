@@ -24,20 +24,34 @@ those pairs as positives (they cannot know); the negative-aware objective exclud
 positive term. Default: 0.0 (clean data).
 
 Training is capped by **steps**, never by wall time (the cores may be shared), seeded, and
-deterministic on CPU. Results are cached by a hash of (objective config, code version, data
-version): :func:`trained_state_dict` returns the cached weights or trains and saves them
-atomically; checkpoints load with ``weights_only=True``.
+deterministic on CPU at a fixed thread count (:data:`TRAIN_THREADS`). Weights are identified by a
+hash of (objective config, code version, data version), :meth:`TrainConfig.key`:
+:func:`trained_state_dict` returns the **shipped** weights when the key is theirs
+(``vssl_helpers/data/weights/<name>-seed0.pt``, the default config; sha256-checked against their
+record), else the cached ones, else trains and saves them atomically. Every file loads with
+``weights_only=True``.
+
+**Resumable**: :func:`train_to_cache` (``vssl train``) checkpoints the whole training state every N
+steps (model, optimizer, scheduler, RNG and data-order states); an interrupted run continues from
+the last checkpoint and ends with exactly the weights of an uninterrupted run.
+
+**Record** (``<weights>.json``, :func:`training_record`): model, seed, steps, threads, the full
+config and its key, the training code version (``train_version``, package and torch versions), the
+training data (split, scene count, data seed, generator version, numpy version), the loss history
+and final loss, training seconds, and the weights file's sha256 and size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +62,10 @@ from torch import nn
 
 from .demo import TRAINED_DEMOS, TwoTowerCNN, get_demo_config
 
-__all__ = ["TRAIN_THREADS", "TrainConfig", "TrainResult", "train", "trained_state_dict", "training_record", "cache_dir", "OBJECTIVES"]
+__all__ = [
+    "TRAIN_THREADS", "TrainConfig", "TrainResult", "train", "train_to_cache", "trained_state_dict", "training_record",
+    "shipped_weights", "SHIPPED_DIR", "cache_dir", "OBJECTIVES",
+]
 
 TRAIN_VERSION = 1
 """Bump when the training code changes in a way that changes the weights."""
@@ -234,19 +251,61 @@ weight; two runs with 2 threads are identical), so the count is pinned instead o
 machine's cores; 2 is what the project's machines have. Bump :data:`TRAIN_VERSION` if it changes."""
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    progress: bool = True,
+    *,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    after_step: Callable[[int], None] | None = None,
+) -> TrainResult:
     """Train one demo model from scratch (seeded, step-capped, CPU-deterministic at
-    :data:`TRAIN_THREADS` threads, whatever the caller's setting, which is restored afterwards)."""
+    :data:`TRAIN_THREADS` threads, whatever the caller's setting, which is restored afterwards).
+
+    Resumable: with ``checkpoint`` (a file path), the whole training state (model, negative-aware
+    calibration, optimizer, scheduler, the data-order and torch RNG states, loss history, elapsed
+    time) is written there atomically every ``checkpoint_every`` steps, and a run that finds a
+    checkpoint of the same config there continues from it. The continued run ends with exactly the
+    weights of an uninterrupted one (tested). ``after_step(step)`` is called after each step (and
+    after its checkpoint): a test hook that can interrupt the run by raising.
+    """
+    if checkpoint_every < 1:
+        raise ValueError(f"train: checkpoint_every must be >= 1, got {checkpoint_every}")
     before = torch.get_num_threads()
     torch.set_num_threads(TRAIN_THREADS)
     try:
-        return _train(cfg, progress)
+        return _train(cfg, progress, None if checkpoint is None else Path(checkpoint), checkpoint_every, after_step)
     finally:
         torch.set_num_threads(before)
 
 
-def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
-    from tqdm.auto import tqdm
+CHECKPOINT_FORMAT = 1
+"""Version of the resumable-training checkpoint layout (a checkpoint of another layout is ignored)."""
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    from ..atomic import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_checkpoint(path: Path | None, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it is one of ``cfg`` (same config key and layout), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated or foreign file: start again (writes are atomic, so rare)
+        return None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("config_key") != cfg.key():
+        return None
+    return state
+
+
+def _train(
+    cfg: TrainConfig, progress: bool, checkpoint: Path | None, every: int, after_step: Callable[[int], None] | None
+) -> TrainResult:
+    from ..progress import bar as progress_bar
 
     name = {v: k for k, v in OBJECTIVES.items()}[cfg.objective]
     torch.manual_seed(cfg.seed)
@@ -259,9 +318,24 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
     rng = np.random.default_rng([cfg.seed, 1])
     n = data.images.shape[0]
     history: list[dict[str, float]] = []
+    start, spent = 0, 0.0
+    resumed = _load_checkpoint(checkpoint, cfg)
+    if resumed is not None:
+        # every piece of state the next step reads: weights (BatchNorm statistics included), Adam's
+        # moments and step counts, the schedule's position, the batch/flip/negative draws
+        model.load_state_dict(resumed["model"])
+        with torch.no_grad():
+            calib.copy_(resumed["calib"])
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        rng.bit_generator.state = json.loads(resumed["rng"])
+        torch.set_rng_state(resumed["torch_rng"])
+        history = list(resumed["history"])
+        start, spent = int(resumed["step"]), float(resumed["seconds"])
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"train {name} seed {cfg.seed}", disable=not progress, mininterval=2)
+    bar = progress_bar(range(start, cfg.steps), total=cfg.steps, initial=start, desc=f"train {name} seed {cfg.seed}",
+                       disable=not progress, mininterval=2)
     for step in bar:
         idx = rng.choice(n, cfg.batch_size, replace=False)
         images = data.images[idx]
@@ -297,8 +371,20 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
         if step % 50 == 0 or step == cfg.steps - 1:
             history.append({"step": step, "loss": float(loss.detach())})
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        if checkpoint is not None and (step + 1) % every == 0 and step + 1 < cfg.steps:
+            _save_checkpoint(checkpoint, {
+                "format": CHECKPOINT_FORMAT, "config_key": cfg.key(), "step": step + 1,
+                "model": model.state_dict(), "calib": calib.detach().clone(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(), "history": history,
+                "seconds": spent + time.perf_counter() - t0,
+            })
+        if after_step is not None:
+            after_step(step)
+    bar.close()
     model.eval()
-    return TrainResult({k: t.detach().clone() for k, t in model.state_dict().items()}, cfg, time.perf_counter() - t0, history)
+    return TrainResult({k: t.detach().clone() for k, t in model.state_dict().items()}, cfg,
+                       spent + time.perf_counter() - t0, history)
 
 
 def _negative_term(
@@ -342,33 +428,161 @@ def _negative_term(
     return torch.stack(terms).sum()
 
 
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "weights"
+"""Package data: the demo models' weights as trained by :func:`train` with the default
+:class:`TrainConfig`, each ``<name>-seed<seed>.pt`` with its record ``<name>-seed<seed>.json``."""
+
+
+def _file_name(name: str, seed: int) -> str:
+    return f"{name}-seed{seed}"
+
+
+def _cache_path(cfg: TrainConfig, name: str) -> Path:
+    return cache_dir() / "models" / f"{_file_name(name, cfg.seed)}-{cfg.key()}.pt"
+
+
+def _config(name: str, seed: int, overrides: dict[str, Any]) -> TrainConfig:
+    if name not in TRAINED_DEMOS:
+        raise ValueError(f"{name!r} is not a trained demo model ({', '.join(TRAINED_DEMOS)})")
+    return TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
+
+
+def shipped_weights(name: str, seed: int = 0, **overrides: Any) -> tuple[Path, dict[str, Any]] | None:
+    """``(weights file, record)`` of the shipped weights of ``name`` when their training config is
+    exactly the requested one (same :meth:`TrainConfig.key`: config, training code version and data
+    generator version), else None."""
+    cfg = _config(name, seed, overrides)
+    path = SHIPPED_DIR / f"{_file_name(name, seed)}.pt"
+    record_path = path.with_suffix(".json")
+    if not (path.is_file() and record_path.is_file()):
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    return (path, record) if record.get("config_key") == cfg.key() else None
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_verified(path: Path, record: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Weights of ``path`` after checking its sha256 against ``record`` (a clear error otherwise)."""
+    data = path.read_bytes()
+    digest = _sha256_bytes(data)
+    if digest != record.get("sha256"):
+        raise ValueError(f"{path}: sha256 {digest} does not match its record ({record.get('sha256')}); "
+                         "the file is damaged: restore it (git checkout) or retrain with `vssl train`")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _record(name: str, result: TrainResult, data: bytes) -> dict[str, Any]:
+    """What a weights file records: how to reproduce it and what it is (see the module docstring)."""
+    from .. import __version__
+    from ..testsets import synthetic
+
+    cfg = result.config
+    return {
+        "model": name,
+        "seed": cfg.seed,
+        "steps": cfg.steps,
+        "threads": TRAIN_THREADS,
+        "config": dataclasses.asdict(cfg),
+        "config_key": cfg.key(),
+        "train_version": TRAIN_VERSION,
+        "data": {"split": "train", "n_images": cfg.n_train_images, "data_seed": cfg.data_seed,
+                 "generator_version": synthetic.GENERATOR_VERSION, "numpy": np.__version__},
+        "code": {"package_version": __version__, "train_version": TRAIN_VERSION, "torch": torch.__version__},
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+        "history": result.history,
+        "seconds": result.seconds,
+        "sha256": _sha256_bytes(data),
+        "bytes": len(data),
+    }
+
+
+def _serialize(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """The state dict as ``torch.save`` bytes, saved through a buffer so that the bytes (and the
+    sha256) do not depend on the file name (``torch.save`` to a path names its archive after it)."""
+    buf = io.BytesIO()
+    torch.save(state_dict, buf)
+    return buf.getvalue()
+
+
+def train_to_cache(
+    name: str,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    checkpoint_every: int = 50,
+    force: bool = False,
+    after_step: Callable[[int], None] | None = None,
+    **overrides: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Train demo model ``name`` into the training cache, resumably, and return ``(weights file,
+    record)``. Never reads the shipped weights (this is how they are reproduced: ``vssl train``).
+
+    An interrupted run continues from its checkpoint (``<weights>.ckpt``, written every
+    ``checkpoint_every`` steps, removed at the end) and ends with the weights of an uninterrupted
+    run. Weights already in the cache are returned as they are unless ``force`` (which also drops
+    the checkpoint and trains from step 0).
+    """
+    cfg = _config(name, seed, overrides)
+    path = _cache_path(cfg, name)
+    ckpt = path.with_suffix(".ckpt")
+    record_path = path.with_suffix(".json")
+    if force:
+        for p in (path, record_path, ckpt):
+            p.unlink(missing_ok=True)
+    elif path.is_file() and record_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if "sha256" in record:
+            return path, record
+        # a cache entry of the training code before records had hashes: same weights, new record
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        result = TrainResult(state_dict, cfg, float(record.get("seconds", 0.0)), list(record.get("history", [])))
+        return path, _write_entry(path, name, result)
+    result = train(cfg, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every, after_step=after_step)
+    record = _write_entry(path, name, result)
+    ckpt.unlink(missing_ok=True)
+    return path, record
+
+
+def _write_entry(path: Path, name: str, result: TrainResult) -> dict[str, Any]:
+    """Write weights (:func:`_serialize` bytes) and their record atomically; return the record."""
+    from ..atomic import atomic_write
+
+    data = _serialize(result.state_dict)
+    record = _record(name, result, data)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return record
+
+
 def trained_state_dict(name: str, seed: int = 0, progress: bool = True, **overrides: Any) -> dict[str, torch.Tensor]:
-    """Weights of a trained demo model: from the cache, or trained now and cached atomically.
+    """Weights of a trained demo model: the shipped ones when the requested training config is
+    theirs (:func:`shipped_weights`, sha256-checked), else from the training cache, else trained
+    now (resumably, :func:`train_to_cache`) and cached atomically.
 
     ``overrides`` are :class:`TrainConfig` fields (e.g. ``steps=200`` for a quick run).
     """
-    if name not in TRAINED_DEMOS:
-        raise ValueError(f"trained_state_dict: {name!r} is not a trained demo model ({', '.join(TRAINED_DEMOS)})")
-    cfg = TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
-    path = cache_dir() / "models" / f"{name}-seed{seed}-{cfg.key()}.pt"
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    result = train(cfg, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(result.state_dict, tmp)
-    os.replace(tmp, path)
-    record = {"config": dataclasses.asdict(cfg), "threads": TRAIN_THREADS, "seconds": result.seconds,
-              "history": result.history}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    return result.state_dict
+    try:
+        _config(name, seed, overrides)
+    except ValueError as e:
+        raise ValueError(f"trained_state_dict: {e}") from None
+    shipped = shipped_weights(name, seed, **overrides)
+    if shipped is not None:
+        return _load_verified(*shipped)
+    path, _ = train_to_cache(name, seed, progress, **overrides)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def training_record(name: str, seed: int = 0, **overrides: Any) -> dict[str, Any] | None:
-    """The JSON record (config, training seconds, loss history) of a cached demo model, if any."""
+    """The JSON record (config, training seconds, loss history, sha256, ...) of the weights
+    :func:`trained_state_dict` returns for these arguments (shipped or cached), if any."""
     if name not in OBJECTIVES:  # untrained models (saliency, random, oracle) have no record
         return None
-    cfg = TrainConfig(objective=OBJECTIVES[name], seed=seed, **overrides)
-    path = cache_dir() / "models" / f"{name}-seed{seed}-{cfg.key()}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
+    shipped = shipped_weights(name, seed, **overrides)
+    if shipped is not None:
+        return shipped[1]
+    path = _cache_path(_config(name, seed, overrides), name).with_suffix(".json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

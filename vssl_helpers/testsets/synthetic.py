@@ -35,9 +35,9 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
+from ..progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 from .base import BROAD_CATEGORIES, Sample
 from .synthetic_audio import (
     CLASS_NAMES,
