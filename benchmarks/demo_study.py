@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from vssl_helpers import __version__
-from vssl_helpers.embedded import evaluate_demo, synthetic_manifest, test_set
+from vssl_helpers.embedded import synthetic_manifest, test_set
+from vssl_helpers.engine import evaluate
+from vssl_helpers.inputs import build_model
 from vssl_helpers.models.training import training_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,7 +54,9 @@ def _run(study: str, jobs: list[dict[str, Any]], command: str) -> None:
             continue
         t0 = time.perf_counter()
         overrides = {k: v for k, v in job.items() if k not in ("model", "seed")}
-        res = evaluate_demo(job["model"], seed=job["seed"], ds=ds, manifest=manifest, progress=True, **overrides)
+        model, _ = build_model(job["model"], model_seed=job["seed"], progress=True, train_overrides=overrides)
+        # a temporary map store: a study's maps are not kept
+        res = evaluate(model, ds, manifest, progress=True)
         rec = training_record(job["model"], job["seed"], **overrides) or {}
         rows.append({
             "job": job,

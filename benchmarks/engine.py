@@ -1,6 +1,6 @@
 """Engine vs the reference-style pipeline on a synthetic set in the VGG-SS layout.
 
-The engine (``evaluate_stored``: media decoded in DataLoader workers, each image encoded once, each
+The engine (``evaluate``: media decoded in DataLoader workers, each image encoded once, each
 distinct audio once, maps stored in shards, batched metrics from the store) is timed end to end on
 ``--n-images`` samples x ``--seeds`` seeds. The naive pipeline (what the paper's code does: batch 1,
 the full model re-run for every sample x audio type (positive, silence, noise, off-screen) x seed,
@@ -77,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import vssl_helpers
-    from vssl_helpers.engine import evaluate_stored
+    from vssl_helpers.engine import evaluate
     from vssl_helpers.models import create_model, list_models
     from vssl_helpers.negatives import manifest_for_samples
     from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet, write_vggss_layout
@@ -99,7 +99,7 @@ def main() -> None:
     manifest = manifest_for_samples(ds.samples, name="vggss-synthetic", n_seeds=args.seeds)
 
     t0 = time.perf_counter()
-    res = evaluate_stored(model, ds, manifest, Path(tmp.name) / "store", batch_size=args.batch_size,
+    res = evaluate(model, ds, manifest, Path(tmp.name) / "store", batch_size=args.batch_size,
                           shard_size=256, num_workers=args.workers, device=args.device, dtype=args.dtype)
     t_engine = time.perf_counter() - t0
     th = res.threshold.value

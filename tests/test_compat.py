@@ -411,13 +411,13 @@ def test_engine_audio_switches_equal_negative_maps_and_default_is_unchanged(tiny
     """The stored engine's silence / noise maps under audio switches equal compat.negative_maps
     (two implementations of the same inputs); positives and off-screen maps do not move; with no
     effective switch the scoring is the default one, value for value."""
-    from vssl_helpers.engine import evaluate_stored, summarize_extended
+    from vssl_helpers.engine import evaluate, summarize_extended
     from vssl_helpers.models import create_model
 
     ds, manifest, store = tiny
     model = create_model("demo-random", seed=1)
-    base = evaluate_stored(model, ds, manifest, store)
-    ref = evaluate_stored(model, ds, manifest, store, compat=["silence_unlogged", "noise_unlogged", "noise_unclipped"])
+    base = evaluate(model, ds, manifest, store)
+    ref = evaluate(model, ds, manifest, store, compat=["silence_unlogged", "noise_unlogged", "noise_unclipped"])
     assert torch.equal(ref.maps.positive, base.maps.positive) and torch.equal(ref.maps.offscreen, base.maps.offscreen)
     assert not torch.allclose(ref.maps.noise, base.maps.noise)
     arr = ds.arrays(image_size=112)

@@ -1,5 +1,5 @@
 """Engine: encode-once maps equal a naive full forward per (sample, audio type, seed); the summary
-equals per-sample metric computation."""
+equals per-sample metric computation; one evaluate() through a persistent or a temporary map store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from vssl_helpers import metrics as M
-from vssl_helpers.embedded import evaluate, synthetic_manifest
+from vssl_helpers.embedded import synthetic_manifest
+from vssl_helpers.engine import EvalOptions, evaluate
 from vssl_helpers.models import create_model
 from vssl_helpers.negatives import noise_waveform
 from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet
@@ -79,13 +80,15 @@ def test_summary_equals_per_sample_computation(tiny):
 
 
 @pytest.mark.parametrize("name, workers", [("demo-random", 0), ("demo-oracle", 2)])
-def test_stored_engine_equals_in_memory_and_naive(tiny, tmp_path, name, workers):
-    from vssl_helpers.engine import ExtendedMaps, evaluate_stored, summarize
+def test_stored_engine_equals_temporary_store_and_naive(tiny, tmp_path, name, workers):
+    """Small shards and batches in a persistent store, with workers, give the maps and rows of one
+    batch in a temporary store (and of a naive forward)."""
+    from vssl_helpers.engine import ExtendedMaps, summarize
 
     ds, manifest = tiny
     model = create_model(name, seed=1)
-    mem = evaluate(model, ds, manifest)
-    st = evaluate_stored(model, ds, manifest, tmp_path, shard_size=3, batch_size=2, num_workers=workers)
+    mem = evaluate(model, ds, manifest, batch_size=256)
+    st = evaluate(model, ds, manifest, tmp_path, shard_size=3, batch_size=2, num_workers=workers)
     for kind in ("positive", "silence", "noise", "offscreen"):
         torch.testing.assert_close(getattr(st.maps, kind), getattr(mem.maps, kind), atol=1e-6, rtol=0)
     # naive full forward for a stored noise and off-screen map
@@ -124,3 +127,64 @@ def test_reduced_precision_accuracy_check(tiny):
     c = compare_dtypes(create_model("demo-random", seed=1), imgs, torch.from_numpy(arr["audio"]), "bfloat16", threshold=0.0)
     assert 0 < c["max_abs_diff"] < 0.1 * c["map_range"]
     assert 0 <= c["flipped_pixels"] < 0.2
+
+
+# -- one evaluate(): temporary store, options, metric rows saved beside the maps --------------------
+
+
+def test_temporary_store_leaves_nothing(tiny, tmp_path, monkeypatch):
+    import tempfile
+
+    ds, manifest = tiny
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    res = evaluate(create_model("demo-random", seed=1), ds, manifest)
+    assert list(tmp_path.iterdir()) == [], "the temporary store is deleted"
+    assert res.provenance["store_run"] is None and res.provenance["shards"]["computed"] == 1
+    assert res.maps.noise.shape[:2] == (manifest.n_seeds, len(manifest))  # the maps are in memory
+
+
+def test_options_object_equals_keyword_overrides_and_unknown_options_are_named(tiny, tmp_path):
+    ds, manifest = tiny
+    model = create_model("demo-random", seed=1)
+    a = evaluate(model, ds, manifest, tmp_path / "a", EvalOptions(shard_size=5, batch_size=3))
+    b = evaluate(model, ds, manifest, tmp_path / "b", shard_size=5, batch_size=3)
+    assert a.provenance["shards"] == b.provenance["shards"] == {"total": 2, "computed": 2, "reused": 0, "size": 5}
+    assert a.provenance["engine"]["batch_size"] == 3
+    torch.testing.assert_close(a.maps.positive, b.maps.positive, atol=0, rtol=0)
+    with pytest.raises(TypeError, match="batchsize"):
+        evaluate(model, ds, manifest, tmp_path / "c", batchsize=3)
+    with pytest.raises(ValueError, match="dtype"):
+        evaluate(model, ds, manifest, tmp_path / "c", dtype="int8")
+
+
+def test_metric_rows_are_saved_beside_the_maps_and_reused(tiny, tmp_path):
+    """A finished run reads its rows back (what the book's chapters do) instead of recomputing every
+    metric; another threshold, or shards computed in this run, compute them again."""
+    import json
+
+    ds, manifest = tiny
+    model = create_model("demo-random", seed=1)
+    first = evaluate(model, ds, manifest, tmp_path)
+    assert first.provenance["summary_cache"] is None
+    again = evaluate(model, ds, manifest, tmp_path)
+    saved = again.provenance["summary_cache"]
+    assert saved is not None and again.provenance["shards"]["computed"] == 0
+    assert again.row == pytest.approx(first.row, nan_ok=True)
+    assert len(again.per_seed) == len(first.per_seed) == manifest.n_seeds
+    for a, b in zip(again.per_seed, first.per_seed):
+        assert a == pytest.approx(b, nan_ok=True)
+    # the saved rows are what is returned: tamper with one value and it comes back
+    data = json.loads(open(saved).read())
+    data["row"]["ciou_uth"] = -1.0
+    open(saved, "w").write(json.dumps(data))
+    assert evaluate(model, ds, manifest, tmp_path).row["ciou_uth"] == -1.0
+    # ... unless reuse is off, or the rows belong to another threshold
+    assert evaluate(model, ds, manifest, tmp_path, reuse_metrics=False).row["ciou_uth"] == pytest.approx(first.row["ciou_uth"])
+    other = evaluate(model, ds, manifest, tmp_path, threshold=first.threshold.value + 0.01)
+    assert other.provenance["summary_cache"] is None and other.threshold.value == first.threshold.value + 0.01
+    # a shard recomputed in this run: the rows are computed from the maps, not read
+    victim = sorted(tmp_path.glob("*/*/shards/*.npz"))[0]
+    victim.unlink()
+    fresh = evaluate(model, ds, manifest, tmp_path)
+    assert fresh.provenance["summary_cache"] is None
+    assert fresh.row["ciou_uth"] == pytest.approx(first.row["ciou_uth"])

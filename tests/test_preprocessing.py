@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import signal
 from scipy.io import wavfile
 
-from vssl_helpers.engine import _encode_clips, _MediaSource, evaluate_stored
+from vssl_helpers.engine import _encode_clips, _MediaSource, evaluate
 from vssl_helpers.models import create_model, get_config
 from vssl_helpers.models.transforms import PILShortSideCentreCrop, PILSquashResize, TensorSquashResize, to_tensor
 from vssl_helpers.negatives import build_manifest, noise_waveform
@@ -199,7 +199,7 @@ def test_network_inputs_on_real_media(media: dict[str, Any], tmp_path: Path, nam
     make_image, window, off_window, psd = EXPECTED[name, protocol]
     seen = capture(model)
     ds, manifest = media["ds"], media["manifest"]
-    res = evaluate_stored(model, ds, manifest, tmp_path / "store", batch_size=2, shard_size=2)
+    res = evaluate(model, ds, manifest, tmp_path / "store", batch_size=2, shard_size=2)
 
     # images: the model's transform of the decoded original, in manifest order
     got = torch.cat(seen["images"])

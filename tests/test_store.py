@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vssl_helpers.embedded import synthetic_manifest
-from vssl_helpers.engine import evaluate_stored, store_key
+from vssl_helpers.engine import evaluate, store_key
 from vssl_helpers.models import create_model
 from vssl_helpers.store import MapStore, StoreKey, state_dict_sha256
 from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet
@@ -60,14 +60,14 @@ def test_shard_roundtrip_and_atomicity(tmp_path):
 def test_resume_skips_finished_shards_and_invalidation(tiny, tmp_path):
     ds, manifest = tiny
     model = create_model("demo-random", seed=3)
-    first = evaluate_stored(model, ds, manifest, tmp_path, shard_size=4, batch_size=3)
+    first = evaluate(model, ds, manifest, tmp_path, shard_size=4, batch_size=3)
     assert first.provenance["shards"] == {"total": 3, "computed": 3, "reused": 0, "size": 4}
     run_dir = first.provenance["store_run"]
     stats = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (tmp_path.glob("*/*/shards/*.npz"))}
     # delete one shard (as if the run had been killed before writing it): only it is recomputed
     victim = sorted(tmp_path.glob("*/*/shards/*.npz"))[1]
     victim.unlink()
-    again = evaluate_stored(model, ds, manifest, tmp_path, shard_size=4, batch_size=3)
+    again = evaluate(model, ds, manifest, tmp_path, shard_size=4, batch_size=3)
     assert again.provenance["shards"]["computed"] == 1 and again.provenance["shards"]["reused"] == 2
     assert again.provenance["store_run"] == run_dir
     for p in tmp_path.glob("*/*/shards/*.npz"):
@@ -76,7 +76,7 @@ def test_resume_skips_finished_shards_and_invalidation(tiny, tmp_path):
     torch.testing.assert_close(again.maps.noise, first.maps.noise, atol=0, rtol=0)
     assert again.row == first.row
     # other weights or another manifest: another run directory, the first one untouched
-    other = evaluate_stored(create_model("demo-random", seed=4), ds, manifest, tmp_path, shard_size=4, batch_size=3)
+    other = evaluate(create_model("demo-random", seed=4), ds, manifest, tmp_path, shard_size=4, batch_size=3)
     assert other.provenance["store_run"] != run_dir and other.provenance["shards"]["computed"] == 3
     m3 = synthetic_manifest(ds, n_seeds=3)
     assert store_key(model, m3).digest() != store_key(model, manifest).digest()

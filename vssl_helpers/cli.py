@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .defaults import DEFAULTS
+
 __all__ = ["main", "build_parser", "CliError"]
 
 
@@ -51,7 +53,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to evaluate")
     g.add_argument("--model", required=True, help="registered model name (see `vssl models`)")
     g.add_argument("--checkpoint", type=Path, help="weights file (.pth/.pt state dict) for --model")
-    g.add_argument("--model-seed", type=int, default=0, help="seed of demo models (default 0)")
+    g.add_argument("--model-seed", type=int, default=DEFAULTS.model_seed, help=f"seed of demo models (default {DEFAULTS.model_seed})")
     g.add_argument("--testset", required=True, choices=["synthetic", "vggss", "is3"],
                    help="synthetic: the embedded procedural benchmark (no data needed); vggss/is3: real media under --data-root")
     g.add_argument("--data-root", type=Path,
@@ -61,11 +63,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="negatives manifest file, verified against the test set (default: shipped one if it matches, "
                    "else drawn from the samples); it fixes --seeds and, for synthetic, --n-images")
     g.add_argument("--seeds", type=int, default=None, metavar="N",
-                   help="how many negative seeds per sample (a count: seeds 0..N-1; default 10, as the paper, or the "
-                   "manifest's count)")
+                   help=f"how many negative seeds per sample (a count: seeds 0..N-1; default {DEFAULTS.n_seeds}, as the "
+                   "paper, or the manifest's count)")
     g.add_argument("--n-images", type=int, default=None, metavar="N",
-                   help="synthetic only: number of images (default 500, or the manifest's count)")
-    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
+                   help=f"synthetic only: number of images (default {DEFAULTS.n_images}, or the manifest's count)")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default=DEFAULTS.on_missing,
                    help="real sets: samples with missing, unreadable, truncated or too short media (audio under "
                    f"{_MIN_AUDIO} s): stop with a list (raise) or drop them and record their ids in the results file (skip)")
     g.add_argument("--threshold",
@@ -73,12 +75,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    "rule; a value outside the model's map range is warned about")
     e = p.add_argument_group("how to run")
     e.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps or ~/.cache/vssl-companion/maps)")
-    e.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default auto)")
-    e.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+    e.add_argument("--device", default=DEFAULTS.device, help=f"auto (GPU if present), cpu, cuda, cuda:1 ... (default {DEFAULTS.device})")
+    e.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=DEFAULTS.dtype,
                    help="encoder precision; reduced precision prints a measured accuracy check first")
-    e.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding media and generating noise (default 0)")
-    e.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    e.add_argument("--shard-size", type=int, default=512, help="samples per stored shard (default 512)")
+    e.add_argument("--workers", type=int, default=DEFAULTS.workers,
+                   help=f"DataLoader workers decoding media and generating noise (default {DEFAULTS.workers})")
+    e.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=f"images per batch (default {DEFAULTS.batch_size})")
+    e.add_argument("--shard-size", type=int, default=DEFAULTS.shard_size,
+                   help=f"samples per stored shard (default {DEFAULTS.shard_size})")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     c = p.add_argument_group("reference-code compatibility (never the default; see vssl_helpers.compat)")
     c.add_argument("--compat", action="store_true",
@@ -151,9 +155,10 @@ def _add_train_parser(sub: Any) -> None:
     )
     tr.add_argument("--model", required=True, help="trained demo model: demo-ezvsl, demo-lvs or demo-negaware")
     tr.add_argument("--seed", type=int, default=0, help="training seed (default 0, as the shipped weights)")
-    tr.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig's, 600)")
+    tr.add_argument("--steps", type=int, default=None, help=f"training steps (default: TrainConfig's, {DEFAULTS.train_steps})")
     tr.add_argument("--warmup-steps", type=int, default=None, help="steps of the warm-up score (default: TrainConfig's)")
-    tr.add_argument("--n-train-images", type=int, default=None, help="training scenes (default: TrainConfig's, 4000)")
+    tr.add_argument("--n-train-images", type=int, default=None,
+                    help=f"training scenes (default: TrainConfig's, {DEFAULTS.n_train_images})")
     tr.add_argument("--batch-size", type=int, default=None, help="batch size (default: TrainConfig's, 64)")
     tr.add_argument("--checkpoint-every", type=int, default=50, help="save the training state every N steps (default 50)")
     tr.add_argument("--force", action="store_true", help="train from step 0 even if the cache holds these weights or a checkpoint")
@@ -185,12 +190,12 @@ def _add_book_parser(sub: Any) -> None:
                    help="media folder of a real test set: vggss=DIR (frames/, audio/) or is3=DIR (images/, audio_wav/); repeat for both")
     g.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=FILE",
                    help="a model of the book and its official checkpoint (see `vssl models`); repeat per model")
-    g.add_argument("--seeds", type=int, default=10, metavar="N",
-                   help="how many negative seeds per sample (a count: seeds 0..N-1; default 10, as the paper)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding media (default 0)")
-    g.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    g.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
+    g.add_argument("--seeds", type=int, default=DEFAULTS.n_seeds, metavar="N",
+                   help=f"how many negative seeds per sample (a count: seeds 0..N-1; default {DEFAULTS.n_seeds}, as the paper)")
+    g.add_argument("--device", default=DEFAULTS.device, help=f"auto, cpu, cuda, ... (default {DEFAULTS.device})")
+    g.add_argument("--workers", type=int, default=DEFAULTS.workers, help=f"DataLoader workers decoding media (default {DEFAULTS.workers})")
+    g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=f"images per batch (default {DEFAULTS.batch_size})")
+    g.add_argument("--on-missing", choices=["raise", "skip"], default=DEFAULTS.on_missing,
                    help=f"samples with missing, unreadable, truncated or too short media (audio under {_MIN_AUDIO} s): stop "
                    "before any notebook runs (raise) or drop them and list them on the book's front page (skip)")
     g.add_argument("--store", type=Path, default=None, help="map store folder (default $VSSL_CACHE/maps)")
@@ -355,8 +360,8 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
     from .testsets.media import MediaError
 
     # without a manifest the defaults apply; with one, the counts it fixes are taken from it
-    seeds = args.seeds if args.seeds is not None or args.manifest is not None else 10
-    n_images = args.n_images if args.n_images is not None or args.manifest is not None else 500
+    seeds = args.seeds if args.seeds is not None or args.manifest is not None else DEFAULTS.n_seeds
+    n_images = args.n_images if args.n_images is not None or args.manifest is not None else DEFAULTS.n_images
     try:
         return load_testset(args.testset, data_root=args.data_root, annotations=args.annotations, manifest=args.manifest,
                             n_seeds=seeds, n_images=n_images, on_missing=args.on_missing)
@@ -412,7 +417,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     t_setup = time.perf_counter() - t0
     progress = not args.no_progress
     print(manifest.summary(), file=sys.stderr)
-    from .engine import evaluate_stored, results_dict
+    from .engine import EvalOptions, evaluate, results_dict
     from .store import default_store_root
 
     if args.dtype != "float32":
@@ -420,11 +425,10 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     hook = None
     if args.pause_after_shard > 0:
         hook = lambda k, p: time.sleep(args.pause_after_shard)  # noqa: E731
-    res = evaluate_stored(
-        model, ds, manifest, args.store or default_store_root(), threshold=threshold, weights=weights,
-        batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, device=args.device,
-        dtype=args.dtype, progress=progress, after_shard=hook, compat=compat,
-    )
+    options = EvalOptions(threshold=threshold, batch_size=args.batch_size, shard_size=args.shard_size,
+                          num_workers=args.workers, device=args.device, dtype=args.dtype, progress=progress,
+                          after_shard=hook, compat=compat)
+    res = evaluate(model, ds, manifest, args.store or default_store_root(), options, weights=weights)
     res.timings["setup_s"] = t_setup
     if not range_warned:  # the threshold against the values this run's maps reach
         m = res.maps

@@ -6,12 +6,13 @@ is one clip for the whole set (it is the same for every seed), off-screen audio 
 clip whose embedding already exists, and only the noise clips are new. Maps come from pairing
 embeddings; metrics are computed from the maps afterwards, never inside the model loop.
 
-This module holds the in-memory core (:func:`compute_extended_maps`, :func:`summarize`) and the
-stored path (:func:`evaluate_stored`): media decoded in DataLoader workers, maps written in atomic
-shards to a :class:`~vssl_helpers.store.MapStore` (resumable), metrics computed from the store,
-pooled over seeds and per seed (:func:`summarize_extended`), and results files
-(:func:`results_dict`, :func:`write_results`). The ``vssl`` command line (:mod:`vssl_helpers.cli`)
-drives it.
+This module holds the one evaluation function, :func:`evaluate` (model, test set, manifest,
+:class:`EvalOptions` -> :class:`EvalResult`): media decoded in DataLoader workers, maps written in
+atomic shards to a :class:`~vssl_helpers.store.MapStore` (resumable; a temporary store when nothing
+should persist), metrics computed from the store, pooled over seeds and per seed
+(:func:`summarize_extended`, :func:`summarize`), and results files (:func:`results_dict`,
+:func:`write_results`). The ``vssl`` command line (:mod:`vssl_helpers.cli`), the book
+(:mod:`vssl_helpers.report.runs`), the notebooks and the benchmarks call it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch.utils.data
 
 from . import metrics as M
 from .compat import Compat, Scorer, negative_frontend, noise_clipped
+from .defaults import DEFAULTS
 from .models.registry import Preprocessing, VSSLModel
 from .negatives import Manifest
 from .store import MapStore, StoreKey, StoreRun, atomic_write, state_dict_sha256
@@ -35,13 +37,13 @@ from .threshold import NEGATIVE_TYPES, ThresholdRule, UniversalThreshold, per_sa
 
 __all__ = [
     "ExtendedMaps",
-    "compute_extended_maps",
     "summarize",
     "resolve_threshold",
     "maxima_by_type",
     "summarize_extended",
-    "StoredResult",
-    "evaluate_stored",
+    "EvalOptions",
+    "EvalResult",
+    "evaluate",
     "load_stored_maps",
     "store_key",
     "results_dict",
@@ -75,77 +77,6 @@ class ExtendedMaps:
         if kind == "offscreen":
             return self.offscreen.reshape(-1, *self.offscreen.shape[2:])
         raise ValueError(f"negative type: expected one of {NEGATIVE_TYPES}, got {kind!r}")
-
-
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    out = [fn(x[s : s + batch].to(device)) for s in range(0, x.shape[0], batch)]
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def compute_extended_maps(
-    model: VSSLModel,
-    images: torch.Tensor,
-    audio: torch.Tensor,
-    offscreen_index: np.ndarray,
-    noise: Callable[[int, int, int], np.ndarray],
-    gt: torch.Tensor | None = None,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    progress: bool = False,
-) -> ExtendedMaps:
-    """Maps of ``model`` for every sample with its positive audio and the S seeds' negatives.
-
-    Args:
-        images: N × 3 × H × W float in [0, 1], the model's input images (its transform applied).
-        audio: N × T positive waveforms, whole clips of equal length (the model's front end picks its
-            window); the off-screen pool is these same clips (encoded a second time, through
-            :meth:`~vssl_helpers.models.registry.VSSLModel.encode_offscreen_audio`, for models whose
-            off-screen window differs).
-        offscreen_index: S × N int array: for seed s, sample i is paired with clip
-            ``offscreen_index[s, i]`` as off-screen audio.
-        noise: ``noise(seed_index, sample_index, n_samples) -> waveform``, the noise clip of that
-            (seed, sample), drawn at the model's clip length (``preprocessing.audio_seconds``), e.g.
-            :func:`vssl_helpers.negatives.noise` with the manifest's seeds.
-        gt: N × 224 × 224 masks, passed to models that declare ``config.needs_gt``.
-    """
-    from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
-
-    device = torch.device(device)
-    model = model.to(device).eval()
-    n = audio.shape[0]
-    pre = model.config.preprocessing
-    t = int(round(pre.sample_rate * pre.audio_seconds))  # noise and silence: the model's clip length
-    s_count = offscreen_index.shape[0]
-    if offscreen_index.shape != (s_count, n):
-        raise ValueError(f"offscreen_index: expected shape (S, {n}), got {offscreen_index.shape}")
-    if model.config.needs_gt and gt is None:
-        raise ValueError(f"{model.config.name}: this model needs the GT masks (gt=...)")
-
-    def enc_img(i0: int, i1: int) -> torch.Tensor:
-        g = gt[i0:i1].to(device) if (gt is not None and model.config.needs_gt) else None
-        return model.encode_images(images[i0:i1].to(device), gt=g)
-
-    visual = torch.cat([enc_img(s, min(s + batch_size, n)) for s in range(0, n, batch_size)])
-    pos_emb = _batched(model.encode_audio, audio, batch_size, device)
-    # the off-screen pool is these clips, read through the model's off-screen window
-    off_emb = _batched(model.encode_offscreen_audio, audio, batch_size, device) if model.offscreen_window_differs else pos_emb
-    sil_emb = model.encode_audio(torch.zeros(1, t, device=device))
-    positive = model.similarity(visual, pos_emb)
-    silence = model.similarity(visual, sil_emb.expand(n, *sil_emb.shape[1:]))
-    noise_maps, off_maps = [], []
-    for s in tqdm(range(s_count), desc=f"{model.config.name}: seeds", disable=not progress):
-        clips = torch.from_numpy(np.stack([noise(s, i, t) for i in range(n)]).astype(np.float32))
-        noise_maps.append(model.similarity(visual, _batched(model.encode_audio, clips, batch_size, device)))
-        off_maps.append(model.similarity(visual, off_emb[torch.as_tensor(offscreen_index[s], device=device)]))
-    return ExtendedMaps(
-        positive=positive.float().cpu(),
-        silence=silence.float().cpu(),
-        noise=torch.stack(noise_maps).float().cpu(),
-        offscreen=torch.stack(off_maps).float().cpu(),
-        offscreen_index=np.asarray(offscreen_index),
-        meta={"model": model.config.name},
-    )
 
 
 def maxima_by_type(maps: ExtendedMaps) -> dict[str, torch.Tensor]:
@@ -489,8 +420,10 @@ def store_key(
 
 
 @dataclass
-class StoredResult:
-    """One model on one extended test set, computed through the map store."""
+class EvalResult:
+    """One model on one extended test set: the maps (manifest order), the GT masks, the threshold,
+    the pooled Table I row and one row per seed, the per-sample maxima, provenance and timings
+    (:func:`results_dict` turns it into a results file)."""
 
     model: str
     maps: ExtendedMaps
@@ -501,6 +434,47 @@ class StoredResult:
     maxima: dict[str, torch.Tensor]
     provenance: dict[str, Any]
     timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How :func:`evaluate` runs; the defaults come from :data:`vssl_helpers.defaults.DEFAULTS`.
+
+    Attributes:
+        threshold: ``None``: the model's own rule on this run's negatives (universal: Q3 of the
+            per-sample maxima; fixed: its value); a number or a resolved
+            :class:`~vssl_helpers.threshold.UniversalThreshold` to reuse one (e.g. VGG-SS's on IS3).
+        batch_size: images per batch (noise clips are encoded in chunks of as many clips).
+        shard_size: samples per stored shard (part of the run's layout in the store).
+        num_workers: DataLoader workers decoding media and generating noise.
+        device: ``cpu``, ``cuda``, ``cuda:1``, ... or ``auto`` (a GPU if present).
+        dtype: compute precision (``bfloat16``/``float16`` run the encoders under autocast; see
+            :func:`compare_dtypes` for the accuracy check); part of the store key.
+        store_dtype: precision of the stored maps (``float32`` or ``float16``).
+        empty_gt: the rule for samples with an empty GT mask (:mod:`vssl_helpers.metrics`).
+        compat: the reference-code compatibility mode (:mod:`vssl_helpers.compat`): ``True`` for the
+            reference preset, switch names, or a resolved :class:`~vssl_helpers.compat.Compat`;
+            never the default. Audio switches change the silence / noise maps (and the store key),
+            metric switches only the scoring. The provenance records every switch.
+        progress: progress bars (under the package's bar policy, :mod:`vssl_helpers.progress`).
+        reuse_metrics: when every map was already in the store, read the pooled and per-seed rows
+            saved beside them for the same threshold, compatibility switches and empty-GT rule
+            instead of recomputing every metric (IoUs at 224 x 224 for every map of every seed).
+        after_shard: called with (shard index, path) after each shard is written (progress hooks).
+    """
+
+    threshold: float | UniversalThreshold | None = None
+    batch_size: int = DEFAULTS.batch_size
+    shard_size: int = DEFAULTS.shard_size
+    num_workers: int = DEFAULTS.workers
+    device: str | torch.device = DEFAULTS.eval_device
+    dtype: str = DEFAULTS.dtype
+    store_dtype: str = "float32"
+    empty_gt: M.EmptyGtRule = "exclude"
+    compat: Compat | bool | Sequence[str] | None = None
+    progress: bool = False
+    reuse_metrics: bool = True
+    after_shard: Callable[[int, Path], None] | None = None
 
 
 def load_stored_maps(run: StoreRun, offscreen_index: np.ndarray, model: str = "") -> ExtendedMaps:
@@ -515,27 +489,53 @@ def load_stored_maps(run: StoreRun, offscreen_index: np.ndarray, model: str = ""
     )
 
 
-@torch.no_grad()
-def evaluate_stored(
+def evaluate(
     model: VSSLModel,
     testset: Any,
     manifest: Manifest,
-    store: MapStore | str | Path,
+    store: MapStore | str | Path | None = None,
+    options: EvalOptions | None = None,
     *,
-    threshold: float | UniversalThreshold | None = None,
     weights: str | None = None,
-    batch_size: int = 64,
-    shard_size: int = 512,
-    num_workers: int = 0,
-    device: str | torch.device = "cpu",
-    dtype: str = "float32",
-    store_dtype: str = "float32",
-    empty_gt: M.EmptyGtRule = "exclude",
-    progress: bool = False,
-    after_shard: Callable[[int, Path], None] | None = None,
-    compat: Compat | bool | Sequence[str] | None = None,
-) -> StoredResult:
-    """Evaluate ``model`` on the extended ``testset`` through the map store, resuming finished work.
+    **overrides: Any,
+) -> EvalResult:
+    """Evaluate ``model`` on the extended ``testset``: every map through the map store, every metric.
+
+    ``store``: a :class:`~vssl_helpers.store.MapStore` or its folder (finished shards are reused, an
+    interrupted run resumes); ``None``: a temporary store, deleted before returning (nothing
+    persists; the maps are in the result). ``options``: an :class:`EvalOptions`; ``overrides``: any
+    of its fields by name (``evaluate(m, ds, man, store, batch_size=8)``). ``weights``: the
+    checkpoint identity of the store key (``"sha256:<hex>"`` of the file); default: the hash of the
+    model's state dict.
+
+    Raises:
+        TypeError: an override that is not a field of :class:`EvalOptions`.
+        ValueError: a bad option value, or a manifest whose samples are not in ``testset``.
+    """
+    import dataclasses
+
+    opt = options or EvalOptions()
+    if overrides:
+        known = {f.name for f in dataclasses.fields(EvalOptions)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise TypeError(f"evaluate(): unknown option(s) {bad}; expected fields of EvalOptions: {sorted(known)}")
+        opt = dataclasses.replace(opt, **overrides)
+    if store is not None:
+        return _evaluate(model, testset, manifest, store if isinstance(store, MapStore) else MapStore(store), opt, weights)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vssl-maps-") as tmp:
+        result = _evaluate(model, testset, manifest, MapStore(tmp), opt, weights)
+    result.provenance["store_run"] = None  # the temporary store is gone; the maps are in memory
+    return result
+
+
+@torch.no_grad()
+def _evaluate(
+    model: VSSLModel, testset: Any, manifest: Manifest, store: MapStore, opt: EvalOptions, weights: str | None,
+) -> EvalResult:
+    """:func:`evaluate` in ``store``.
 
     Steps: (1) audio of every off-screen pool clip (the test set's own clips) is decoded in
     ``num_workers`` DataLoader workers and encoded once (twice, through the positive and the
@@ -549,22 +549,16 @@ def evaluate_stored(
     store and every metric is computed: the threshold (``None``: the model's rule on these maxima),
     the pooled Table I row and one row per seed.
 
-    Args:
-        testset: a :class:`~vssl_helpers.testsets.synthetic.SyntheticSet` or a
-            :class:`~vssl_helpers.testsets.media.RealTestSet` loaded with a media root.
-        manifest: the negatives; its items must be samples of ``testset``, its pool clips too.
-        weights: checkpoint identity for the store key (``"sha256:<hex>"``); default: state-dict hash.
-        dtype: compute precision (``bfloat16``/``float16`` run the encoders under autocast; see
-            :func:`compare_dtypes` for the accuracy check). Maps are stored as ``store_dtype``.
-        after_shard: called with (shard index, path) after each shard is written (progress hooks).
-        compat: the reference-code compatibility mode (:mod:`vssl_helpers.compat`): ``True`` for the
-            reference preset, switch names, or a resolved :class:`~vssl_helpers.compat.Compat`;
-            never the default. Audio switches change the silence / noise maps (and the store key),
-            metric switches only the scoring. The provenance records every switch.
+    ``testset``: a :class:`~vssl_helpers.testsets.synthetic.SyntheticSet` or a
+    :class:`~vssl_helpers.testsets.media.RealTestSet` loaded with a media root; ``manifest``: the
+    negatives; its items must be samples of ``testset``, its pool clips too.
     """
     from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 
     t_start = time.perf_counter()
+    threshold, batch_size, shard_size, num_workers = opt.threshold, opt.batch_size, opt.shard_size, opt.num_workers
+    device, dtype, store_dtype, empty_gt = opt.device, opt.dtype, opt.store_dtype, opt.empty_gt
+    compat, progress, after_shard = opt.compat, opt.progress, opt.after_shard
     if dtype not in _DTYPES:
         raise ValueError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
     if store_dtype not in ("float32", "float16"):
@@ -593,7 +587,6 @@ def evaluate_stored(
     pool_of = {pid: k for k, pid in enumerate(pool_ids)}
     pos_pool = np.array([pool_of.get(sid, -1) for sid in manifest.ids], np.int64)
     need_audio = bool((pos_pool < 0).any())
-    store = store if isinstance(store, MapStore) else MapStore(store)
     key = store_key(model, manifest, data=source.fingerprint, weights=weights, dtype=dtype, compat=cmp)
     run = store.run(key, manifest.ids, manifest.n_seeds, shard_size)
     model = model.to(dev).eval()
@@ -611,7 +604,7 @@ def evaluate_stored(
     pending = run.pending()
     two_windows = model.offscreen_window_differs
     stored_ids = pool_ids + ([f"offscreen:{pid}" for pid in pool_ids] if two_windows else [])
-    stored_pool = run.load_pool(stored_ids)
+    stored_pool = run.load_pool(stored_ids) if pending else None  # nothing to compute: not needed
     if stored_pool is not None:
         both, sil_emb = stored_pool["pool"].to(dev), stored_pool["silence"].to(dev)
     elif pending:
@@ -698,7 +691,14 @@ def evaluate_stored(
     gt = torch.from_numpy(np.ascontiguousarray(source.masks[rows]))
     maxima = maxima_by_type(maps)
     thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
-    pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt, cmp)
+    summary = run.path / f"summary-{_summary_tag(thr, cmp, empty_gt)}.json"
+    saved = _read_summary(summary, thr) if (opt.reuse_metrics and run.stats["computed"] == 0) else None
+    if saved is not None:
+        pooled, per_seed = saved
+    else:
+        pooled, per_seed = summarize_extended(maps, gt, thr, empty_gt, cmp)
+        text = json.dumps({"threshold": float(thr.value), "row": pooled, "per_seed": per_seed})
+        atomic_write(summary, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     timings["metrics_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     prov = {
@@ -713,8 +713,37 @@ def evaluate_stored(
                    "num_workers": num_workers, "empty_gt": empty_gt},
         "data": source.fingerprint,
         "compat": cmp.record(),
+        "summary_cache": str(summary) if saved is not None else None,
     }
-    return StoredResult(cfg.name, maps, gt, thr, pooled, per_seed, maxima, prov, timings)
+    return EvalResult(cfg.name, maps, gt, thr, pooled, per_seed, maxima, prov, timings)
+
+
+def _summary_tag(thr: UniversalThreshold, cmp: Compat, empty_gt: str) -> str:
+    """The name under which a run's metric rows are saved beside its maps: the threshold's value,
+    the effective compatibility switches (metric switches rescore the same maps) and a non-default
+    empty-GT rule. Default runs keep the tags of earlier versions, so their saved rows stay valid."""
+    import hashlib
+
+    tag = hashlib.sha256(repr(float(thr.value)).encode()).hexdigest()[:12]
+    if cmp.active:
+        tag += "-compat-" + hashlib.sha256(",".join(sorted(cmp.effective)).encode()).hexdigest()[:8]
+    if empty_gt != "exclude":
+        tag += f"-emptygt-{empty_gt}"
+    return tag
+
+
+def _read_summary(path: Path, thr: UniversalThreshold) -> tuple[dict[str, float], list[dict[str, float]]] | None:
+    """The (pooled, per-seed) rows saved at ``path`` for threshold ``thr``, or ``None`` when there are
+    none or they cannot be used (unreadable, another threshold): then they are computed again."""
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if float(saved["threshold"]) != float(thr.value):
+            return None
+        return dict(saved["row"]), [dict(r) for r in saved["per_seed"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ==================================================================================================
@@ -733,8 +762,8 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def results_dict(result: StoredResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-ready record of a :class:`StoredResult`: provenance, threshold, pooled and per-seed rows.
+def results_dict(result: EvalResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-ready record of an :class:`EvalResult`: provenance, threshold, pooled and per-seed rows.
 
     Keys: ``format``, ``package_version``, ``torch_version``, ``model``, ``checkpoint_sha256`` (the
     file hash, or ``None`` when the weights are identified by their state-dict hash ``weights``),

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from .defaults import DEFAULTS
 from .negatives import Manifest
 
 __all__ = [
@@ -157,8 +158,8 @@ def load_testset(
     data_root: str | Path | None = None,
     annotations: str | Path | None = None,
     manifest: str | Path | None = None,
-    n_seeds: int | None = 10,
-    n_images: int | None = 500,
+    n_seeds: int | None = DEFAULTS.n_seeds,
+    n_images: int | None = DEFAULTS.n_images,
     on_missing: Literal["raise", "skip"] = "raise",
 ) -> tuple[Any, Manifest]:
     """A test set and its negatives manifest.
@@ -206,7 +207,7 @@ def load_testset(
                 f"seeds: {n_seeds} given, but the manifest {manifest} fixes {user_manifest.n_seeds} seeds; "
                 f"leave the seed count out (it is taken from the manifest) or give {user_manifest.n_seeds}"
             )
-    n_seeds = user_manifest.n_seeds if user_manifest is not None else (10 if n_seeds is None else n_seeds)
+    n_seeds = user_manifest.n_seeds if user_manifest is not None else (DEFAULTS.n_seeds if n_seeds is None else n_seeds)
     if name == "synthetic":
         if data_root is not None:
             raise InputError("data_root: not used with the synthetic test set (its data is generated)")
@@ -221,7 +222,7 @@ def load_testset(
                     f"image count out (it is taken from the manifest) or give {fixed}"
                 )
             n_images = fixed
-        ds = SyntheticSet(SyntheticConfig(split="test", n_images=500 if n_images is None else n_images, sources=1, seed=0))
+        ds = SyntheticSet(SyntheticConfig(split="test", n_images=DEFAULTS.n_images if n_images is None else n_images, sources=1, seed=0))
     else:
         if data_root is None:
             raise InputError(f"data_root: required for the {name} test set (the folder with its media)")

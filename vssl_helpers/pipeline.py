@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .defaults import DEFAULTS, QUICK
+
 __all__ = [
     "NOTEBOOKS",
     "THRESHOLD_MODELS",
@@ -109,15 +111,16 @@ class NotebookSpec:
 
 #: Parameters shared by the result chapters (same test sets, seeds and trained models as the
 #: embedded benchmark, so the map store computes each model's maps once for all of them).
-# The book's own runs use 200 test images (x 10 seeds): the full 500-image figures of the demo
-# models come from the committed multi-seed study (benchmarks/results/), and a fresh `make book`
-# must stay within minutes on 2 cores (the 500-image embedded chapter alone took 18 min there).
-_RESULT_PARAMETERS: dict[str, Any] = {"n_test_images": 200, "n_seeds": 10, "train_steps": 600, "n_train_images": 4000, "model_seed": 0}
-_RESULT_QUICK: dict[str, Any] = {"n_test_images": 16, "n_seeds": 2, "train_steps": 6, "n_train_images": 64}
+# The book's own runs use DEFAULTS.book_images (200) test images (x 10 seeds): the full 500-image
+# figures of the demo models come from the committed multi-seed study (benchmarks/results/), and a
+# fresh `make book` must stay within minutes on 2 cores (the 500-image embedded chapter alone took
+# 18 min there).
+_RESULT_PARAMETERS: dict[str, Any] = DEFAULTS.book_parameters()
+_RESULT_QUICK: dict[str, Any] = QUICK.book_parameters()
 
 #: Models with a threshold-analysis chapter each (the trained demo models and the audio-blind
 #: saliency baseline; random weights and the binary oracle have nothing to show there).
-THRESHOLD_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency")
+THRESHOLD_MODELS: tuple[str, ...] = DEFAULTS.threshold_models
 
 def _slug(model: str) -> str:
     """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``)."""
@@ -135,14 +138,14 @@ NOTEBOOKS: list[NotebookSpec] = [
         template="notebooks/embedded_benchmark.ipynb",
         output="embedded_benchmark.ipynb",
         parameters=dict(_RESULT_PARAMETERS),
-        quick_parameters={"n_test_images": 16, "n_seeds": 2, "train_steps": 6, "n_train_images": 64},
-        prepare="vssl_helpers.embedded:prepare",
+        quick_parameters=dict(_RESULT_QUICK),
+        prepare="vssl_helpers.report.runs:prepare",
     ),
     NotebookSpec(
         template="notebooks/dataset_extension.ipynb",
         output="dataset_extension.ipynb",
-        parameters={"n_test_images": 500, "n_seeds": 10},
-        quick_parameters={"n_test_images": 16, "n_seeds": 2},
+        parameters={"n_test_images": DEFAULTS.n_images, "n_seeds": DEFAULTS.n_seeds},
+        quick_parameters={"n_test_images": QUICK.n_images, "n_seeds": QUICK.n_seeds},
     ),
     *(
         NotebookSpec(
@@ -173,7 +176,7 @@ NOTEBOOKS: list[NotebookSpec] = [
         template="notebooks/compat_effects.ipynb",
         output="compat_effects.ipynb",
         # the result chapters' set and trained models: metric switches rescore their stored maps
-        parameters={**_RESULT_PARAMETERS, "models": ["demo-ezvsl", "demo-lvs"], "effect_images": 48, "effect_seeds": 2},
+        parameters={**_RESULT_PARAMETERS, "models": list(DEFAULTS.compat_models), "effect_images": 48, "effect_seeds": 2},
         quick_parameters={**_RESULT_QUICK, "effect_images": 8, "effect_seeds": 1},
         prepare="vssl_helpers.report.runs:prepare",
     ),

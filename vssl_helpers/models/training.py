@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..defaults import DEFAULTS
 from .demo import TRAINED_DEMOS, TwoTowerCNN, get_demo_config
 
 __all__ = [
@@ -79,12 +80,12 @@ class TrainConfig:
 
     objective: str = "ezvsl"
     seed: int = 0
-    steps: int = 600
-    batch_size: int = 64
+    steps: int = DEFAULTS.train_steps
+    batch_size: int = DEFAULTS.train_batch_size
     lr: float = 3e-3
     tau: float = 0.1
-    warmup_steps: int = 200
-    n_train_images: int = 4000
+    warmup_steps: int = DEFAULTS.warmup_steps
+    n_train_images: int = DEFAULTS.n_train_images
     data_seed: int = 0
     image_size: int = 112
     offscreen_share: float = 0.0

@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 
 from ..compat import REFERENCE_PRESET, SWITCHES, Compat
+from ..defaults import DEFAULTS
 from ..embedded import synthetic_manifest, train_overrides
-from ..engine import ExtendedMaps, maxima_by_type, resolve_threshold, summarize_extended
+from ..engine import ExtendedMaps, evaluate, maxima_by_type, resolve_threshold, summarize_extended
 from ..testsets.synthetic import SyntheticConfig, SyntheticSet
 
 __all__ = ["TABLE_COLUMNS", "EFFECT_MODELS", "compat_variants", "subset_maps", "compat_effects", "effect_table",
@@ -35,7 +36,7 @@ TABLE_COLUMNS: dict[str, str] = {
 }
 """Table I's columns (results-row key -> header), in the paper's order."""
 
-EFFECT_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs")
+EFFECT_MODELS: tuple[str, ...] = DEFAULTS.compat_models
 """The demo models of the chapter: one per audio lineage of the paper code (EZ-VSL and LVS)."""
 
 
@@ -57,12 +58,12 @@ def subset_maps(maps: ExtendedMaps, n_rows: int, n_seeds: int) -> ExtendedMaps:
 
 def compat_effects(
     models: Sequence[str] = EFFECT_MODELS,
-    n_test_images: int = 200,
-    n_seeds: int = 10,
+    n_test_images: int = DEFAULTS.book_images,
+    n_seeds: int = DEFAULTS.n_seeds,
     *,
     effect_images: int = 48,
     effect_seeds: int = 2,
-    model_seed: int = 0,
+    model_seed: int = DEFAULTS.model_seed,
     train_steps: int | None = None,
     n_train_images: int | None = None,
     store: Any = None,
@@ -86,11 +87,10 @@ def compat_effects(
     """
     from ..compat import negative_maps
     from ..inputs import build_model
-    from .runs import TestSetRun, _evaluate_cached, default_store
+    from .runs import default_store
 
     ds = SyntheticSet(SyntheticConfig(split="test", n_images=n_test_images, sources=1, seed=0))
     manifest = synthetic_manifest(ds, n_seeds=n_seeds)
-    run = TestSetRun("vggss-like", ds, manifest)
     from ..store import MapStore
 
     store = default_store() if store is None else (store if isinstance(store, MapStore) else MapStore(store))
@@ -101,7 +101,7 @@ def compat_effects(
     for name in models:
         model, weights = build_model(name, model_seed=model_seed, progress=progress, train_overrides=overrides)
         cfg = model.config
-        stored = _evaluate_cached(model, run, store, None, progress, weights)  # the embedded chapter's maps
+        stored = evaluate(model, ds, manifest, store, weights=weights, progress=progress)  # the embedded chapter's maps
         base_maps = subset_maps(stored.maps, k, s_count)
         gt = stored.gt[:k]
         arr = ds.arrays(image_size=cfg.preprocessing.image_size)

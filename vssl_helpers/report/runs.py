@@ -5,8 +5,9 @@ default (the embedded book) they are the demo models on the two synthetic sets: 
 set (one sounding object per image) and the **IS3-like** set (two sounding objects per image, one
 sample per source). With a :class:`BookConfig` (the real-data book) they are the configured models,
 with their checkpoints, on the real **VGG-SS** and/or **IS3** media. Either way they are computed
-through the map store (:func:`vssl_helpers.engine.evaluate_stored`), so the first chapter (or the
-pipeline's ``prepare`` step) computes them and every later chapter reads them back from disk.
+through the map store (:func:`vssl_helpers.engine.evaluate`), so the first chapter (or the
+pipeline's ``prepare`` step) computes them and every later chapter reads them (and their metric
+rows) back from disk.
 
 Before a real-data book runs its first notebook, :func:`preflight` loads every configured set
 (media check, manifest) and every checkpoint into its model, and returns the build's provenance
@@ -40,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..defaults import DEFAULTS
 from ..embedded import synthetic_manifest, train_overrides
-from ..engine import StoredResult, evaluate_stored
+from ..engine import EvalOptions, EvalResult, evaluate
 from ..negatives import Manifest
 from ..store import MapStore, default_store_root
 from ..testsets.synthetic import SyntheticConfig, SyntheticSet
@@ -70,8 +72,8 @@ __all__ = [
     "threshold_set",
 ]
 
-DEMO_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency", "demo-random", "demo-oracle")
-"""The registry's demo models, in the book's order."""
+DEMO_MODELS: tuple[str, ...] = DEFAULTS.models
+"""The registry's demo models, in the book's order (:attr:`vssl_helpers.defaults.RunDefaults.models`)."""
 
 THRESHOLD_SET = "vggss-like"
 """The set whose negatives define each model's universal threshold (the paper: extended VGG-SS)."""
@@ -123,7 +125,7 @@ class BookConfig:
         models: ``(model name, checkpoint path or None)`` in book order; None means the registered
             model's default weights (random for official models: only useful for trying the tool).
         n_seeds: negative seeds per sample (the paper: 10).
-        device, workers, batch_size: engine settings (:func:`vssl_helpers.engine.evaluate_stored`).
+        device, workers, batch_size: engine settings (:class:`vssl_helpers.engine.EvalOptions`).
         store: map store folder (default: :func:`vssl_helpers.store.default_store_root`).
         compat: switches of the reference-code compatibility mode (:mod:`vssl_helpers.compat`) every
             run of the book uses; empty (the default): none.
@@ -132,10 +134,10 @@ class BookConfig:
 
     testsets: tuple[RealSetConfig, ...]
     models: tuple[tuple[str, Path | None], ...]
-    n_seeds: int = 10
-    device: str = "auto"
-    workers: int = 0
-    batch_size: int = 64
+    n_seeds: int = DEFAULTS.n_seeds
+    device: str = DEFAULTS.device
+    workers: int = DEFAULTS.workers
+    batch_size: int = DEFAULTS.batch_size
     store: Path | None = None
     compat: tuple[str, ...] = ()
     source: str = "<book config>"
@@ -267,14 +269,14 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         compat = tuple(sorted(parse_switches(compat_in)))  # type: ignore[arg-type]
     except ValueError as e:
         raise BookConfigError(f"{source}: compat: {e}") from None
-    device = data.get("device", "auto")
+    device = data.get("device", DEFAULTS.device)
     if not isinstance(device, str):
         raise BookConfigError(f"{source}: device: expected a string such as auto, cpu or cuda, got {device!r}")
     return BookConfig(
         testsets=tuple(testsets), models=tuple(models),
-        n_seeds=integer(data.get("seeds", 10), "seeds", 1), device=device,
-        workers=integer(data.get("workers", 0), "workers", 0),
-        batch_size=integer(data.get("batch_size", 64), "batch_size", 1),
+        n_seeds=integer(data.get("seeds", DEFAULTS.n_seeds), "seeds", 1), device=device,
+        workers=integer(data.get("workers", DEFAULTS.workers), "workers", 0),
+        batch_size=integer(data.get("batch_size", DEFAULTS.batch_size), "batch_size", 1),
         store=path(data.get("store"), "store"), compat=compat, source=source,
     )
 
@@ -367,7 +369,7 @@ def default_store() -> MapStore:
     return MapStore(default_store_root())
 
 
-def demo_test_sets(n_test_images: int = 500, n_seeds: int = 10, seed: int = 0) -> dict[str, TestSetRun]:
+def demo_test_sets(n_test_images: int = DEFAULTS.n_images, n_seeds: int = DEFAULTS.n_seeds, seed: int = 0) -> dict[str, TestSetRun]:
     """The VGG-SS-like set (``n_test_images`` images, one source) and the IS3-like set
     (``n_test_images // 2`` images with two sources, so about as many samples), with their manifests.
 
@@ -384,12 +386,12 @@ def evaluate_models(
     models: Sequence[str],
     sets: Mapping[str, TestSetRun],
     *,
-    model_seed: int = 0,
+    model_seed: int = DEFAULTS.model_seed,
     train_steps: int | None = None,
     n_train_images: int | None = None,
     store: MapStore | str | Path | None = None,
     progress: bool = False,
-) -> dict[str, dict[str, StoredResult]]:
+) -> dict[str, dict[str, EvalResult]]:
     """Every demo (or untrained registered) model on every set through the map store:
     ``results[set][model]``.
 
@@ -404,82 +406,34 @@ def evaluate_models(
     def build(name: str) -> tuple[Any, str | None]:
         return build_model(name, model_seed=model_seed, progress=progress, train_overrides=overrides)
 
-    return _evaluate_matrix(models, sets, build, default_store() if store is None else store, progress, {})
+    return _evaluate_matrix(models, sets, build, default_store() if store is None else store, EvalOptions(progress=progress))
 
 
 def _evaluate_matrix(
     models: Sequence[str], sets: Mapping[str, TestSetRun], build: Any, store: MapStore | str | Path,
-    progress: bool, engine_kw: Mapping[str, Any],
-) -> dict[str, dict[str, StoredResult]]:
-    """``results[set][model]``; the threshold set first, its thresholds applied to the others."""
+    options: EvalOptions,
+) -> dict[str, dict[str, EvalResult]]:
+    """``results[set][model]`` through :func:`vssl_helpers.engine.evaluate` (maps and metric rows
+    read back from ``store`` when present); the threshold set first, its thresholds applied to the
+    others."""
+    from dataclasses import replace
+
     store = store if isinstance(store, MapStore) else MapStore(store)
     first = threshold_set(sets)
     order = sorted(sets, key=lambda k: k != first)
-    results: dict[str, dict[str, StoredResult]] = {k: {} for k in order}
+    results: dict[str, dict[str, EvalResult]] = {k: {} for k in order}
     for name in models:
         model, weights = build(name)
         for key in order:
             thr = None if key == first else results[first][name].threshold
-            results[key][name] = _evaluate_cached(model, sets[key], store, thr, progress, weights, engine_kw)
+            run = sets[key]
+            results[key][name] = evaluate(model, run.dataset, run.manifest, store, replace(options, threshold=thr),
+                                          weights=weights)
     return {k: results[k] for k in sets}
 
 
-def _evaluate_cached(
-    model: Any, run: TestSetRun, store: MapStore, threshold: Any, progress: bool,
-    weights: str | None = None, engine_kw: Mapping[str, Any] | None = None,
-) -> StoredResult:
-    """:func:`evaluate_stored`, plus a cache of its metrics beside the stored maps.
-
-    Reading finished maps back is fast; recomputing every metric (IoUs at 224 × 224 for every map of
-    every seed) is not. The pooled and per-seed rows are saved in the run directory under a name
-    that holds the threshold, and reused when the maps are complete.
-    """
-    import hashlib
-
-    import numpy as np
-    import torch
-
-    from ..compat import Compat
-    from ..engine import StoredResult, load_stored_maps, maxima_by_type, resolve_threshold, store_key, testset_fingerprint
-    from ..store import atomic_write
-
-    cfg = model.config
-    ds, manifest = run.dataset, run.manifest
-    engine_kw = dict(engine_kw or {})
-    cmp = Compat.create(engine_kw.pop("compat", None), cfg.name, ds)
-    key = store_key(model, manifest, data=testset_fingerprint(ds, cfg.preprocessing.image_size), weights=weights, compat=cmp)
-    srun = store.run(key, manifest.ids, manifest.n_seeds, 512)
-    # summaries of compatibility runs are cached apart (metric switches reuse the same maps)
-    suffix = "" if not cmp.active else "-compat-" + hashlib.sha256(",".join(sorted(cmp.effective)).encode()).hexdigest()[:8]
-    if not srun.pending():
-        maps = load_stored_maps(srun, manifest.offscreen.T, cfg.name)
-        maxima = maxima_by_type(maps)
-        thr = resolve_threshold(cfg.threshold_rule, maxima, threshold)
-        tag = hashlib.sha256(repr(float(thr.value)).encode()).hexdigest()[:12] + suffix
-        cached = srun.path / f"summary-{tag}.json"
-        if cached.is_file():
-            saved = json.loads(cached.read_text())
-            if run.is_real:
-                masks, ids = ds.gt_masks, ds.ids
-            else:
-                arr = ds.arrays(image_size=cfg.preprocessing.image_size, progress=progress)
-                masks, ids = arr["masks"], [str(x) for x in arr["ids"]]
-            index = {x: j for j, x in enumerate(ids)}
-            gt = torch.from_numpy(np.ascontiguousarray(masks[[index[i] for i in manifest.ids]]))
-            prov = {"manifest": manifest.name, "manifest_sha256": manifest.sha256, "n_seeds": manifest.n_seeds,
-                    "weights": weights, "store_run": str(srun.path), "summary_cache": str(cached),
-                    "compat": cmp.record()}
-            return StoredResult(cfg.name, maps, gt, thr, saved["row"], saved["per_seed"], maxima, prov, {})
-    result = evaluate_stored(model, ds, manifest, store, threshold=threshold, weights=weights, progress=progress,
-                             compat=cmp, **engine_kw)
-    tag = hashlib.sha256(repr(float(result.threshold.value)).encode()).hexdigest()[:12] + suffix
-    text = json.dumps({"threshold": float(result.threshold.value), "row": result.row, "per_seed": result.per_seed})
-    atomic_write(srun.path / f"summary-{tag}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return result
-
-
 def book_sets(
-    book_config: str | Path | BookConfig | None = None, n_test_images: int = 500, n_seeds: int = 10,
+    book_config: str | Path | BookConfig | None = None, n_test_images: int = DEFAULTS.n_images, n_seeds: int = DEFAULTS.n_seeds,
 ) -> dict[str, TestSetRun]:
     """The extended test sets of a book: the two synthetic sets (:func:`demo_test_sets`) when
     ``book_config`` is empty, else the configured real sets with their manifests (media checked)."""
@@ -609,7 +563,7 @@ def book_results(
     train_steps: int | None = None,
     n_train_images: int | None = None,
     progress: bool = False,
-) -> dict[str, dict[str, StoredResult]]:
+) -> dict[str, dict[str, EvalResult]]:
     """``results[set][model]`` for a book: :func:`evaluate_models` on the embedded default, or the
     configured models (each with its checkpoint, loaded in its official layout) on the real sets.
     ``models`` must then be configured models; the engine settings come from the configuration."""
@@ -627,32 +581,27 @@ def book_results(
     def build(name: str) -> tuple[Any, str | None]:
         return build_model(name, checkpoints[name], model_seed=model_seed, progress=progress, option=f"models.{name}.checkpoint")
 
-    engine_kw: dict[str, Any] = {"device": cfg.device, "num_workers": cfg.workers, "batch_size": cfg.batch_size}
-    if cfg.compat:
-        engine_kw["compat"] = list(cfg.compat)
+    options = EvalOptions(device=cfg.device, num_workers=cfg.workers, batch_size=cfg.batch_size,
+                          compat=list(cfg.compat) or None, progress=progress)
     store = MapStore(cfg.store) if cfg.store else default_store()
-    return _evaluate_matrix(models, sets, build, store, progress, engine_kw)
+    return _evaluate_matrix(models, sets, build, store, options)
 
 
 def prepare(
-    n_test_images: int = 500,
-    n_seeds: int = 10,
+    n_test_images: int = DEFAULTS.n_images,
+    n_seeds: int = DEFAULTS.n_seeds,
     train_steps: int | None = None,
     n_train_images: int | None = None,
-    model_seed: int = 0,
+    model_seed: int = DEFAULTS.model_seed,
     models: Sequence[str] = DEMO_MODELS,
     model: str | None = None,
     book_config: str | None = None,
     **_: Any,
 ) -> None:
     """Pipeline hook: fill the map store for every set (training or loading the demo models first
-    on the embedded default), with progress bars on the console, so that the chapter only reads
-    stored maps."""
+    on the embedded default, building the synthetic sets' arrays), with progress bars on the console,
+    so that the chapter only reads stored maps and metric rows."""
     wanted = list(models) if model is None else [model]
-    if not book_config:
-        from ..embedded import prepare as train_models
-
-        train_models(n_test_images=n_test_images, train_steps=train_steps, n_train_images=n_train_images, model_seed=model_seed)
     sets = book_sets(book_config, n_test_images, n_seeds)
     book_results(sets, wanted, book_config, model_seed=model_seed, train_steps=train_steps,
                  n_train_images=n_train_images, progress=True)
@@ -676,7 +625,7 @@ def describe_sets(sets: Mapping[str, TestSetRun]) -> str:
     return "Test sets of this chapter:\n\n" + "\n".join(lines)
 
 
-def sample_maps(result: StoredResult, row: int, seed_index: int = 0) -> dict[str, Any]:
+def sample_maps(result: EvalResult, row: int, seed_index: int = 0) -> dict[str, Any]:
     """The four native maps of manifest row ``row``: positive, silence, and the noise and off-screen
     maps of seed ``seed_index`` (``h × w`` tensors, in the model's own units)."""
     m = result.maps

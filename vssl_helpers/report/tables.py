@@ -203,7 +203,7 @@ def threshold_sweep(maps: "ExtendedMaps", gt: "torch.Tensor", thresholds: "Seque
 
 def table1_frame(results: "Mapping[str, Mapping[str, Mapping[str, float]]]") -> pd.DataFrame:
     """A Table-I-shaped frame from result rows: ``results[test_set][model]`` is a row with the
-    :data:`TABLE1_COLUMNS` (percent), e.g. :attr:`vssl_helpers.engine.StoredResult.row`.
+    :data:`TABLE1_COLUMNS` (percent), e.g. :attr:`vssl_helpers.engine.EvalResult.row`.
 
     Columns: ``test_set``, ``model``, then :data:`TABLE1_COLUMNS` (the same layout as
     :func:`load_paper_table1`, so :func:`recompute_f_scores` applies with ``half_width=0``).

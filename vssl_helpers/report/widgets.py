@@ -21,13 +21,13 @@ import torch
 from .. import metrics as M
 
 if TYPE_CHECKING:
-    from ..engine import StoredResult
+    from ..engine import EvalResult
 
 __all__ = ["threshold_explorer"]
 
 
 def threshold_explorer(
-    result: StoredResult,
+    result: EvalResult,
     images: Mapping[int, np.ndarray],
     seed_index: int = 0,
     steps: int = 100,
@@ -40,7 +40,7 @@ def threshold_explorer(
     universal threshold.
 
     Args:
-        result: a :class:`~vssl_helpers.engine.StoredResult` (maps in manifest order, GT, threshold).
+        result: an :class:`~vssl_helpers.engine.EvalResult` (maps in manifest order, GT, threshold).
         images: ``{manifest row: H × W × 3 image}`` of the samples offered in the selector (the image the
             model saw, ``preprocessing.image_transform.view``; drawn over the 224 × 224 GT frame).
         steps: slider positions between the lowest and the highest per-sample maximum of any audio type.
