@@ -65,6 +65,9 @@ def test_cached_rows_equal_computed_rows(runs):
             for k in a:
                 assert a[k] == pytest.approx(b[k], nan_ok=True), (ts, m, k)
             assert torch.equal(r.gt, again[ts][m].gt)
+            # the second book run read the rows saved beside the maps, computed nothing
+            assert r.provenance["summary_cache"] is None and again[ts][m].provenance["summary_cache"] is not None
+            assert again[ts][m].provenance["shards"]["computed"] == 0
             assert torch.equal(r.maps.positive, again[ts][m].maps.positive)
             # the row is the in-memory summary of the same maps
             ref = summarize(r.maps, r.gt, r.threshold)
