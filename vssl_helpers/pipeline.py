@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,8 +121,9 @@ _RESULT_QUICK: dict[str, Any] = {"n_test_images": 16, "n_seeds": 2, "train_steps
 THRESHOLD_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency")
 
 def _slug(model: str) -> str:
-    """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``)."""
-    return model.replace("-", "_")
+    """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``; a plugin spec
+    ``/path/my_model.py:factory`` -> ``path_my_model_py_factory``)."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", model).strip("_")
 
 
 #: The executed chapters of the book, in execution order.
