@@ -65,7 +65,7 @@ __all__ = [
     "model_plugin",
     "plugin_record",
     "plugin_weights_id",
-    "testset_plugin",
+    "plugin_testset_info",
     "entry_point_names",
 ]
 
@@ -232,7 +232,7 @@ def resolve_testset(spec: str) -> Any:
     return obj
 
 
-def testset_plugin(spec: str) -> PluginInfo | None:
+def plugin_testset_info(spec: str) -> PluginInfo | None:
     """The provenance of test-set plugin ``spec`` once resolved, else None."""
     hit = _TESTSETS.get(_spec_key(spec))
     return None if hit is None else hit[1]
