@@ -1,7 +1,7 @@
 """Plugins: your own model (or test set) from a file, a module or an installed entry point.
 
 The CLI test evaluates a trivial model written to a temporary file and checks its metrics against an
-independent computation: its map is constant over the image and equal to the RMS of the audio, so at
+independent computation: its map is constant over the image and a function of the audio alone, so at
 the universal threshold a sample is either wholly active (IoU = GT area / image area) or empty.
 """
 
@@ -34,14 +34,15 @@ from vssl_helpers.plugins import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# a model as a user would write it: a constant map equal to the RMS of the whole clip
+# a model as a user would write it: a constant map, the "smoothness" of the whole clip (RMS of the
+# clip over RMS of its first difference): 0 for silence, about 0.7 for white noise, high for tones
 RMS_MODEL = """
 import torch
 from vssl_helpers.models.registry import DotProductMapModel, ModelConfig, Preprocessing
 
 CALLS = []
-CONFIG = ModelConfig(name="{name}", family="test", description="constant map = audio RMS", map_size=(4, 4),
-                     map_units="rms", map_range=(0.0, 1.0), preprocessing=Preprocessing(image_size=112))
+CONFIG = ModelConfig(name="{name}", family="test", description="constant map = audio smoothness", map_size=(4, 4),
+                     map_units="ratio", map_range=(0.0, 1000.0), preprocessing=Preprocessing(image_size=112))
 
 
 class RMSModel(DotProductMapModel):
@@ -53,7 +54,9 @@ class RMSModel(DotProductMapModel):
         return torch.ones(images.shape[0], 1, 4, 4)
 
     def encode_audio(self, waveforms):
-        return waveforms.float().pow(2).mean(dim=1, keepdim=True).sqrt()
+        x = waveforms.double()
+        rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
+        return (rms / (x.diff(dim=1).pow(2).mean(dim=1, keepdim=True).sqrt() + 1e-3)).float()
 
 
 def factory():
@@ -102,19 +105,23 @@ def test_model_from_a_file_through_the_cli(cache, capsys):
     ds = SyntheticSet(SyntheticConfig(split="test", n_images=12, sources=1, seed=0))
     manifest = synthetic_manifest(ds, n_seeds=2)
     by_id = {ds[i].id: ds[i] for i in range(len(ds))}
-    rms = {sid: float(np.sqrt(np.mean(np.asarray(s.audio, np.float64) ** 2))) for sid, s in by_id.items()}
+    def smooth(x: np.ndarray) -> float:
+        x = np.asarray(x, np.float64)
+        return float(np.sqrt(np.mean(x**2)) / (np.sqrt(np.mean(np.diff(x) ** 2)) + 1e-3))
+
+    own = {sid: smooth(s.audio) for sid, s in by_id.items()}
     thr = r["threshold"]["value"]
-    noise_max = [float(np.sqrt(np.mean(manifest.noise(sid, k, 32000).astype(np.float64) ** 2)))
-                 for sid in manifest.ids for k in range(2)]
-    off_max = [rms[manifest.offscreen_clip(sid, k).id] for sid in manifest.ids for k in range(2)]
+    noise_max = [smooth(manifest.noise(sid, k, 32000)) for sid in manifest.ids for k in range(2)]
+    off_max = [own[manifest.offscreen_clip(sid, k).id] for sid in manifest.ids for k in range(2)]
     q3 = max(np.quantile(noise_max, 0.75), np.quantile(off_max, 0.75), 0.0)  # silence: RMS 0
     assert thr == pytest.approx(q3, rel=1e-5)
     area = {sid: by_id[sid].gt_mask.sum() / by_id[sid].gt_mask.size for sid in manifest.ids}
-    ciou = 100 * np.mean([area[sid] if rms[sid] > thr else 0.0 for sid in manifest.ids])
+    ciou = 100 * np.mean([area[sid] if own[sid] > thr else 0.0 for sid in manifest.ids])
     assert 0 < ciou and r["pooled"]["ciou_uth"] == pytest.approx(ciou, abs=1e-3)
     assert r["pooled"]["pia_silence"] == 0.0
     assert r["pooled"]["pia_noise"] == pytest.approx(100 * np.mean([v > thr for v in noise_max]), abs=1e-3)
-    assert r["pooled"]["pia_offscreen"] == pytest.approx(100 * np.mean([v > thr for v in off_max]), abs=1e-3) > 0
+    assert r["pooled"]["pia_offscreen"] == pytest.approx(100 * np.mean([v > thr for v in off_max]), abs=1e-3)
+    assert r["pooled"]["pia_offscreen"] > 0 and r["threshold"]["decisive_type"] == "offscreen"
 
 
 def test_resolving_twice_is_idempotent_and_the_spec_is_an_alias(tmp_path, monkeypatch):
