@@ -90,6 +90,8 @@ class NotebookSpec:
             notebook only loads them from the cache).
         title: replaces the first ``# `` heading of the executed notebook (its page and sidebar
             title), for templates executed several times (one page per model).
+        inputs: files outside the package (relative to the repository root) that the notebook runs,
+            e.g. a plugin model under ``examples/``: a change to one re-executes the notebook.
     """
 
     template: str
@@ -99,6 +101,7 @@ class NotebookSpec:
     timeout: int | None = None
     prepare: str | None = None
     title: str | None = None
+    inputs: tuple[str, ...] = ()
 
     def effective_parameters(self, quick: bool = False) -> dict[str, Any]:
         """Return the parameters of a run, normalised as they round-trip through JSON."""
@@ -178,6 +181,16 @@ NOTEBOOKS: list[NotebookSpec] = [
         parameters={**_RESULT_PARAMETERS, "models": ["demo-ezvsl", "demo-lvs"], "effect_images": 48, "effect_seeds": 2},
         quick_parameters={**_RESULT_QUICK, "effect_images": 8, "effect_seeds": 1},
         prepare="vssl_helpers.report.runs:prepare",
+    ),
+    NotebookSpec(
+        # "Evaluate your own model": the plugin of examples/ beside demo models of the result chapters
+        template="notebooks/own_model.ipynb",
+        output="own_model.ipynb",
+        parameters={**_RESULT_PARAMETERS, "models": ["examples/my_model.py:factory", "demo-saliency", "demo-ezvsl",
+                                                     "demo-negaware"]},
+        quick_parameters=dict(_RESULT_QUICK),
+        prepare="vssl_helpers.report.runs:prepare",
+        inputs=("examples/my_model.py",),
     ),
 ]
 
@@ -379,6 +392,8 @@ def _provenance(spec: NotebookSpec, root: Path, quick: bool) -> dict[str, Any]:
         "title": spec.title,
         "package_version": _package_version(),
         "package_source_sha256": package_source_hash(),
+        # only when the spec has inputs: the provenance of every other notebook stays as it was
+        **({"inputs_sha256": {f: _sha256(root / f) for f in spec.inputs}} if spec.inputs else {}),
     }
 
 
