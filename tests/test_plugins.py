@@ -322,3 +322,46 @@ def test_the_example_model_keeps_the_contract():
     images = torch.rand(2, 3, 112, 112, generator=gen)
     maps = model.similarity(model.encode_images(images), model.encode_audio(audio[:2]))
     assert maps.shape == (2, 14, 14) and float(maps[0].abs().max()) == 0.0
+
+
+def test_the_chapter_is_thin_and_follows_its_plugin_file(tmp_path):
+    """notebooks/own_model.ipynb defines nothing (the package and the example do the work), and the
+    pipeline re-executes it when examples/my_model.py changes (NotebookSpec.inputs)."""
+    import ast
+
+    import nbformat
+
+    from vssl_helpers import pipeline
+
+    nb = nbformat.read(ROOT / "notebooks" / "own_model.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            defs = [type(n).__name__ for n in ast.walk(ast.parse(cell.source))
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+            assert not defs, f"definitions in the chapter: {defs}\n{cell.source}"
+    spec = next(s for s in pipeline.NOTEBOOKS if s.template == "notebooks/own_model.ipynb")
+    assert spec.parameters["models"][0] == "examples/my_model.py:factory" and spec.inputs == ("examples/my_model.py",)
+    assert "book/generated/own_model" in (ROOT / "_toc.yml").read_text(encoding="utf-8")
+
+    # a copy of the chapter and its example in a scratch root: reused until the example changes
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "examples").mkdir()
+    (tmp_path / spec.template).write_bytes((ROOT / spec.template).read_bytes())
+    example = tmp_path / "examples" / "my_model.py"
+    example.write_text("# v1\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    executed = nbformat.read(tmp_path / spec.template, as_version=4)
+    executed.metadata["vssl"] = pipeline._provenance(spec, tmp_path, False)
+    time.sleep(0.01)
+    nbformat.write(executed, out / spec.output)
+    assert pipeline.is_up_to_date(spec, tmp_path, out)
+    example.write_text("# v2\n", encoding="utf-8")
+    assert not pipeline.is_up_to_date(spec, tmp_path, out)
+
+
+def test_output_names_of_plugin_specs_are_file_names():
+    from vssl_helpers.pipeline import _slug
+
+    assert _slug("demo-lvs") == "demo_lvs"
+    assert _slug("/data/my models/mine.py:factory") == "data_my_models_mine_py_factory"
