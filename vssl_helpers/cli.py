@@ -175,6 +175,7 @@ def _add_book_parser(sub: Any) -> None:
         epilog="A --config file holds the same settings (paths relative to the file):\n\n"
         "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
         "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
+        "    examples/my_model.py:factory: {}   # your own model: a plugin spec (see vssl evaluate --help)\n"
         "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n"
         "  compat: false   # optional: true or [switch names] for the paper code's behaviour (vssl_helpers.compat)\n\n"
         "The options are written to <out>/book_config.json, which the notebooks read. Everything is checked "
@@ -186,7 +187,8 @@ def _add_book_parser(sub: Any) -> None:
     g.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
                    help="media folder of a real test set: vggss=DIR (frames/, audio/) or is3=DIR (images/, audio_wav/); repeat for both")
     g.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=FILE",
-                   help="a model of the book and its official checkpoint (see `vssl models`); repeat per model")
+                   help="a model of the book and its official checkpoint (see `vssl models`; MODEL may be a plugin "
+                   "spec such as mine.py:factory); repeat per model")
     g.add_argument("--seeds", type=int, default=10, metavar="N",
                    help="how many negative seeds per sample (a count: seeds 0..N-1; default 10, as the paper)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
