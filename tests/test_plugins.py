@@ -365,3 +365,28 @@ def test_output_names_of_plugin_specs_are_file_names():
 
     assert _slug("demo-lvs") == "demo_lvs"
     assert _slug("/data/my models/mine.py:factory") == "data_my_models_mine_py_factory"
+
+
+def test_real_data_book_with_a_plugin_and_its_checkpoint(tmp_path):
+    """A plugin in a real-data book: pre-flight records the plugin and its checkpoint's own sha256,
+    and the book's runs evaluate it on the media, keyed by the spec the configuration gives."""
+    from vssl_helpers.report.runs import book_config_from_dict, book_results, book_sets, preflight
+    from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet, write_vggss_layout
+
+    name = _unique("real")
+    plugin = _write(tmp_path / "plugins", "mine.py", RMS_MODEL.format(name=name))
+    write_vggss_layout(SyntheticSet(SyntheticConfig(split="test", n_images=3, sources=1, seed=3)), tmp_path / "vggss",
+                       progress=False)
+    resolve_model(f"{plugin}:factory")
+    ckpt = tmp_path / "mine.pt"
+    torch.save({}, ckpt)  # the plugin has no parameters: its state dict is empty
+    cfg = book_config_from_dict({"testsets": {"vggss": "vggss"}, "models": {"plugins/mine.py:factory": "mine.pt"},
+                                 "seeds": 2, "store": "store"}, source="book.yaml", base=tmp_path)
+    spec = f"{plugin.resolve()}:factory"
+    record = preflight(cfg)
+    assert record["models"] == [{"name": spec, "checkpoint": str(ckpt.resolve()), "sha256": file_sha256(ckpt),
+                                 "plugin": plugin_record(name)}]
+    results = book_results(book_sets(cfg), cfg.model_names, cfg)
+    r = results["vggss"][spec]
+    assert r.model == name and r.row["pia_silence"] == 0.0 and r.row["n_samples"] == 3
+    assert r.provenance["weights"] == f"plugin:{file_sha256(plugin)[:16]}+sha256:{file_sha256(ckpt)}"
