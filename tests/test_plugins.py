@@ -130,6 +130,7 @@ def test_resolving_twice_is_idempotent_and_the_spec_is_an_alias(tmp_path, monkey
     assert resolve_model(f"{plugin}:factory") == name
     monkeypatch.chdir(tmp_path)
     assert resolve_model("twice_model.py:factory") == name  # another spelling of the same file
+    assert resolve_model("./twice_model.py:factory") == name and get_config("./twice_model.py:factory").name == name
     assert resolve_model(name) == name
     module = sys.modules[model_plugin(name).factory.split(":")[0]]
     assert len(module.CALLS) == 1, "loaded and called once to check it, whatever the spelling"

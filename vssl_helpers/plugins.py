@@ -52,7 +52,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from .models.registry import ModelConfig, VSSLModel, file_sha256, list_models, register_model
+from .models.registry import (
+    ModelConfig,
+    VSSLModel,
+    file_sha256,
+    list_models,
+    register_alias,
+    register_model,
+    registered_factory_name,
+)
 
 __all__ = [
     "MODEL_GROUP",
@@ -140,7 +148,7 @@ def resolve_model(spec: str) -> str:
     spec = spec.strip()
     key = _spec_key(spec)
     if key in _MODEL_SPECS:
-        return _MODEL_SPECS[key]
+        return _alias(spec, _MODEL_SPECS[key])
     if not is_spec(spec):
         registered = list_models()
         if spec in registered:
@@ -151,7 +159,7 @@ def resolve_model(spec: str) -> str:
                 f"({MODEL_GROUP}): {', '.join(entry_point_names(MODEL_GROUP)) or 'none'}; or give a plugin as {_FORMS}"
             )
     factory, info = _load_factory(spec, MODEL_GROUP, "model")
-    already = _registered_name_of(factory)
+    already = registered_factory_name(factory)
     if already is not None:  # a function decorated with @register_model: importing it registered it
         name = already
     else:
@@ -175,8 +183,11 @@ def resolve_model(spec: str) -> str:
     _MODEL_SPECS[key] = name
     if not (already is not None and str(getattr(factory, "__module__", "")).startswith("vssl_helpers.")):
         _MODEL_PLUGINS.setdefault(name, info)  # the package's own models keep their provenance
-    from .models.registry import register_alias
+    return _alias(spec, name)
 
+
+def _alias(spec: str, name: str) -> str:
+    """``name``, with ``spec`` (this spelling of it) registered as its alias in the model registry."""
     if spec != name:
         register_alias(spec, name)
     return name
@@ -390,13 +401,6 @@ def _call(factory: Callable[..., Any], spec: str, what: str) -> Any:
         return factory()
     except Exception as e:  # noqa: BLE001 - the plugin's own failure, named
         raise PluginError(f"{what} spec {spec!r}: the factory raised {type(e).__name__}: {e}") from None
-
-
-def _registered_name_of(factory: Callable[..., Any]) -> str | None:
-    """The registry name of a factory decorated with ``@register_model``, else None."""
-    from .models.registry import registered_factory_name
-
-    return registered_factory_name(factory)
 
 
 def _factory_wrapper(factory: Callable[..., Any], config: ModelConfig) -> Callable[..., VSSLModel]:

@@ -199,11 +199,13 @@ def register_model(config: ModelConfig) -> Callable[[Callable[..., VSSLModel]], 
 
 def register_alias(alias: str, name: str) -> None:
     """Let ``alias`` stand for registered model ``name`` in :func:`get_config` and
-    :func:`create_model` (:func:`vssl_helpers.plugins.resolve_model` does it for a plugin's spec)."""
+    :func:`create_model` (:func:`vssl_helpers.plugins.resolve_model` does it for a plugin's spec).
+    A later alias replaces an earlier one (a relative ``file.py:factory`` names another file from
+    another folder); a registered name is never an alias."""
     if name not in _REGISTRY:
         raise ValueError(f"register_alias: {name!r} is not a registered model")
-    if _ALIASES.get(alias, name) != name:
-        raise ValueError(f"register_alias: {alias!r} already stands for {_ALIASES[alias]!r}")
+    if alias in _REGISTRY:
+        raise ValueError(f"register_alias: {alias!r} is a registered model's own name")
     _ALIASES[alias] = name
 
 
