@@ -266,7 +266,7 @@ def test_same_config_name_from_another_plugin_or_the_package_is_refused(tmp_path
     with pytest.raises(PluginError, match=f"config name '{name}' is already used by the plugin"):
         resolve_model(f"{b}:factory")
     c = _write(tmp_path / "c", "m.py", RMS_MODEL.format(name="demo-random"))
-    with pytest.raises(PluginError, match="'demo-random' is a model of the package"):
+    with pytest.raises(PluginError, match="'demo-random' is already a registered model"):
         resolve_model(f"{c}:factory")
 
 

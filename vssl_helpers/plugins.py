@@ -175,7 +175,7 @@ def resolve_model(spec: str) -> str:
                 )
         elif name in list_models():
             raise PluginError(
-                f"model spec {spec!r}: its config name {name!r} is a model of the package; give your ModelConfig "
+                f"model spec {spec!r}: its config name {name!r} is already a registered model; give your ModelConfig "
                 "another name"
             )
         else:
