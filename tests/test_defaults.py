@@ -56,7 +56,7 @@ def test_notebook_parameter_cells_equal_the_run_defaults(path):
         if name in params:
             assert params[name] == expected, f"{path.name}: {name} = {params[name]!r}, RunDefaults says {expected!r}"
     if "models" in params:
-        expected = list(DEFAULTS.compat_models if path.stem == "compat_effects" else DEFAULTS.models)
+        expected = list({"compat_effects": DEFAULTS.compat_models, "own_model": DEFAULTS.own_model_models}.get(path.stem, DEFAULTS.models))
         assert params["models"] == expected, path.name
     if "model" in params:  # the threshold chapter, one copy per model: its default is the first
         assert params["model"] == DEFAULTS.threshold_models[0], path.name
@@ -88,7 +88,7 @@ def test_pipeline_parameters_come_from_the_defaults():
 
     assert pipeline.THRESHOLD_MODELS == DEFAULTS.threshold_models
     results = [s for s in pipeline.NOTEBOOKS if s.prepare == "vssl_helpers.report.runs:prepare"]
-    assert len(results) == len(DEFAULTS.threshold_models) + 4  # embedded, threshold pages, table, figures, compat
+    assert len(results) == len(DEFAULTS.threshold_models) + 5  # embedded, threshold pages, table, figures, compat, own model
     for spec in results:
         p = spec.effective_parameters()
         assert {k: p[k] for k in DEFAULTS.book_parameters()} == DEFAULTS.book_parameters(), spec.output

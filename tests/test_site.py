@@ -53,6 +53,7 @@ CHROMIUM_ARGS = [
 #: Pages written by the section notebooks; their checks apply when the page is in the book.
 METRIC_PAGE = "book/generated/metric_definitions.html"
 RESULTS_PAGE = "book/generated/results_tables.html"
+OWN_MODEL_PAGE = "book/generated/own_model.html"
 #: The threshold explorer: threshold_analysis.html, or one page per model (threshold_analysis_<model>.html).
 THRESHOLD_PAGES = re.compile(r"book/generated/threshold_analysis(_[\w-]+)?\.html")
 #: Per-page time limits (ms): navigation, then MathJax/widgets/images settling.
@@ -225,6 +226,7 @@ class Visit:
     failed: list[str] = field(default_factory=list)  # "URL (reason or HTTP status)"
     external: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
+    images: int = 0  # images that loaded
     errors: list[str] = field(default_factory=list)  # navigation/settling problems
     mathjax_loaded: bool = False
     mjx_containers: int = 0
@@ -270,6 +272,7 @@ async (rawTex) => {
     mjx: document.querySelectorAll('mjx-container').length,
     rawTex: rawTexHits,
     brokenImages: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src),
+    images: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
     tables: Array.from(document.querySelectorAll('table')).map(t => t.innerText),
     tableIHeadings: headings,
     widgetState: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
@@ -313,6 +316,7 @@ def _visit(context: object, base: str, name: str, screenshots: Path) -> Visit:
         visit.mjx_containers = facts["mjx"]
         visit.raw_tex = facts["rawTex"]
         visit.broken_images = facts["brokenImages"]
+        visit.images = facts["images"]
         visit.tables = facts["tables"]
         visit.table_i_headings = facts["tableIHeadings"]
         visit.has_widget_state = facts["widgetState"]
@@ -447,6 +451,16 @@ def test_results_page_lists_table_i_models(visits: dict[str, Visit]) -> None:
     best = max(results.tables, key=lambda t: sum(_norm(m) in _norm(t) for m in models))
     missing = [m for m in models if _norm(m) not in _norm(best)]
     assert not missing, f"{results.url}: no table lists every Table I model; best table misses {missing}"
+
+
+def test_own_model_page_shows_the_plugin(visits: dict[str, Visit]) -> None:
+    """The chapter "Evaluate your own model": the example plugin's row in a table, and a figure."""
+    assert OWN_MODEL_PAGE in visits, f"{OWN_MODEL_PAGE} is not in the book (pages: {sorted(visits)})"
+    page = visits[OWN_MODEL_PAGE]
+    assert any("my-listening-saliency" in t and "demo-ezvsl" in t for t in page.tables), (
+        f"{page.url}: no table with the example plugin beside the demo models"
+    )
+    assert page.images >= 1 and not page.broken_images, f"{page.url}: {page.images} images, broken {page.broken_images}"
 
 
 def test_widgets_render(visits: dict[str, Visit]) -> None:

@@ -51,7 +51,9 @@ class CliError(Exception):
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to evaluate")
-    g.add_argument("--model", required=True, help="registered model name (see `vssl models`)")
+    g.add_argument("--model", required=True,
+                   help="registered model name (see `vssl models`), or your own model: path/to/file.py:factory, "
+                   "package.module:factory or an installed entry point (group vssl_companion.models)")
     g.add_argument("--checkpoint", type=Path, help="weights file (.pth/.pt state dict) for --model")
     g.add_argument("--model-seed", type=int, default=DEFAULTS.model_seed, help=f"seed of demo models (default {DEFAULTS.model_seed})")
     g.add_argument("--testset", required=True, choices=["synthetic", "vggss", "is3"],
@@ -178,6 +180,7 @@ def _add_book_parser(sub: Any) -> None:
         epilog="A --config file holds the same settings (paths relative to the file):\n\n"
         "  testsets:\n    vggss: {data_root: /data/vggss}\n    is3: {data_root: /data/is3}\n"
         "  models:\n    ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}\n    lvs: {checkpoint: ckpt/lvs_vggss.pth}\n"
+        "    examples/my_model.py:factory: {}   # your own model: a plugin spec (see vssl evaluate --help)\n"
         "  seeds: 10\n  device: auto\n  workers: 4\n  batch_size: 64\n"
         "  compat: false   # optional: true or [switch names] for the paper code's behaviour (vssl_helpers.compat)\n\n"
         "The options are written to <out>/book_config.json, which the notebooks read. Everything is checked "
@@ -189,7 +192,8 @@ def _add_book_parser(sub: Any) -> None:
     g.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
                    help="media folder of a real test set: vggss=DIR (frames/, audio/) or is3=DIR (images/, audio_wav/); repeat for both")
     g.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=FILE",
-                   help="a model of the book and its official checkpoint (see `vssl models`); repeat per model")
+                   help="a model of the book and its official checkpoint (see `vssl models`; MODEL may be a plugin "
+                   "spec such as mine.py:factory); repeat per model")
     g.add_argument("--seeds", type=int, default=DEFAULTS.n_seeds, metavar="N",
                    help=f"how many negative seeds per sample (a count: seeds 0..N-1; default {DEFAULTS.n_seeds}, as the paper)")
     g.add_argument("--device", default=DEFAULTS.device, help=f"auto, cpu, cuda, ... (default {DEFAULTS.device})")
@@ -301,10 +305,12 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _check_common(args: argparse.Namespace) -> None:
-    from .models import get_config
+    from .plugins import resolve_model
 
+    # a plugin spec is loaded and registered here; from now on args.model is its registered name
+    args.model_spec = args.model
     try:
-        get_config(args.model)
+        args.model = resolve_model(args.model)
     except ValueError as e:
         raise CliError(f"--model: {e}") from None
     if args.seeds is not None and args.seeds < 1:
@@ -442,8 +448,22 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
         "skipped": {"count": len(skipped), "on_missing": args.on_missing, "samples": skipped},
         "warnings": warnings,
+        **_plugin_extra(args),
     })
     return res, out
+
+
+def _plugin_extra(args: argparse.Namespace) -> dict[str, Any]:
+    """Results-file keys of a plugin model: its spec and the sha256 of its file (a plugin has no
+    official checkpoint), and the checkpoint's own hash (the store's weights id joins both)."""
+    from .models import file_sha256
+    from .plugins import plugin_record
+
+    record = plugin_record(args.model)
+    if record is None:
+        return {}
+    return {"model_spec": args.model_spec, "plugin": record,
+            "checkpoint_sha256": None if args.checkpoint is None else file_sha256(args.checkpoint)}
 
 
 def _print_dtype_check(model: Any, ds: Any, args: argparse.Namespace) -> None:
@@ -539,10 +559,14 @@ def _main(args: argparse.Namespace) -> int:
             return _train(args)
         if args.cmd == "models":
             from .models import get_config, list_models
+            from .plugins import MODEL_GROUP, entry_point_names
 
             for name in list_models():
                 c = get_config(name)
                 print(f"{name:18s} {c.family:10s} {c.description}")
+            eps = entry_point_names(MODEL_GROUP)
+            print(f"installed plugins ({MODEL_GROUP} entry points): {', '.join(eps) or 'none'}; "
+                  "your own model: --model path/to/file.py:factory")
             return 0
         if args.cmd == "table":
             from .inputs import InputError, check_output_path
@@ -581,7 +605,8 @@ def _main(args: argparse.Namespace) -> int:
                 from .engine import write_results
 
                 write_results(args.out, {k: out[k] for k in ("package_version", "model", "weights", "checkpoint_sha256",
-                                                           "manifest", "manifest_sha256", "n_seeds", "threshold", "compat")})
+                                                           "manifest", "manifest_sha256", "n_seeds", "threshold", "compat",
+                                                           "model_spec", "plugin") if k in out})
                 print(f"wrote {args.out}")
         return 0
     except CliError as e:

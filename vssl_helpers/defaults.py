@@ -45,6 +45,8 @@ class RunDefaults:
             the audio-blind saliency baseline; random weights and the oracle have nothing to show).
         reference_models: models shown in Table I but left out of its best/second marks.
         compat_models: models of the compatibility-effects chapter.
+        own_model_models: the "Evaluate your own model" chapter's plugin (a spec relative to the
+            repository root) and the demo models it is compared with.
         device: engine device of the command line and of a book configuration (``auto``: a GPU if
             present).
         eval_device: engine device of :func:`vssl_helpers.engine.evaluate` called from Python (the
@@ -70,6 +72,7 @@ class RunDefaults:
     threshold_models: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware", "demo-saliency")
     reference_models: tuple[str, ...] = ("demo-oracle",)
     compat_models: tuple[str, ...] = ("demo-ezvsl", "demo-lvs")
+    own_model_models: tuple[str, ...] = ("examples/my_model.py:factory", "demo-saliency", "demo-ezvsl", "demo-negaware")
     device: str = "auto"
     eval_device: str = "cpu"
     batch_size: int = 64

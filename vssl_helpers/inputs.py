@@ -52,6 +52,11 @@ def build_model(
 ) -> tuple[Any, str | None]:
     """Build registered model ``name`` in eval mode, with the weights of ``checkpoint`` if given.
 
+    ``name`` may also be a plugin spec (``package.module:factory``, ``file.py:factory`` or an
+    entry-point name, :mod:`vssl_helpers.plugins`): it is loaded and registered first. A plugin model
+    is built by its factory (with ``seed=model_seed`` if it takes one), and its weights identity joins
+    the sha256 of its file, so the map store recomputes its maps when the file changes.
+
     Official models (those whose config declares a checkpoint layout) read the file through
     :func:`vssl_helpers.models.checkpoints.load_checkpoint_into`: their official layout (top-level
     key, ``module.`` prefixes, extra entries), ``weights_only=True``, strict unless the layout says
@@ -61,7 +66,8 @@ def build_model(
     and the rest get seeded random weights.
 
     Returns:
-        ``(model, weights)`` where ``weights`` is ``"sha256:<hex>"`` of the checkpoint file, or None.
+        ``(model, weights)`` where ``weights`` is ``"sha256:<hex>"`` of the checkpoint file, or None;
+        for a plugin, ``"plugin:<file hash>+sha256:<hex>"`` or ``"plugin:<file hash>+state:<hex>"``.
 
     Raises:
         InputError: unknown model, missing file, or a checkpoint that does not fit the model
@@ -69,11 +75,16 @@ def build_model(
     """
     from .models import create_model, file_sha256, get_config
     from .models.demo import TRAINED_DEMOS
+    from .plugins import model_plugin, plugin_weights_id, resolve_model
 
     try:
+        name = resolve_model(name)
         config = get_config(name)
     except ValueError as e:
         raise InputError(f"model: {e}") from None
+    if model_plugin(name) is not None:
+        model, weights = _build_plugin(name, checkpoint, model_seed, option)
+        return model, plugin_weights_id(name, weights, model)
     if checkpoint is None:
         if name in TRAINED_DEMOS:
             return create_model(name, pretrained=True, seed=model_seed, progress=progress,
@@ -99,6 +110,23 @@ def build_model(
             raise InputError(_unreadable(option, path, e)) from None
     else:
         _load_plain_state_dict(model, path, option)
+    return model.eval(), f"sha256:{file_sha256(path)}"
+
+
+def _build_plugin(name: str, checkpoint: str | Path | None, model_seed: int, option: str) -> tuple[Any, str | None]:
+    """A plugin model from its factory, with the plain state dict of ``checkpoint`` if given."""
+    from .models import create_model, file_sha256
+
+    try:
+        model = create_model(name, seed=model_seed)
+    except Exception as e:  # noqa: BLE001 - the plugin's own failure, named
+        raise InputError(f"model: plugin {name!r}: its factory raised {type(e).__name__}: {e}") from None
+    if checkpoint is None:
+        return model.eval(), None
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(f"{option}: no such file: {path}")
+    _load_plain_state_dict(model, path, option)
     return model.eval(), f"sha256:{file_sha256(path)}"
 
 

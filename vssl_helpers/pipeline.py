@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,8 @@ class NotebookSpec:
             notebook only loads them from the cache).
         title: replaces the first ``# `` heading of the executed notebook (its page and sidebar
             title), for templates executed several times (one page per model).
+        inputs: files outside the package (relative to the repository root) that the notebook runs,
+            e.g. a plugin model under ``examples/``: a change to one re-executes the notebook.
     """
 
     template: str
@@ -100,6 +103,7 @@ class NotebookSpec:
     timeout: int | None = None
     prepare: str | None = None
     title: str | None = None
+    inputs: tuple[str, ...] = ()
 
     def effective_parameters(self, quick: bool = False) -> dict[str, Any]:
         """Return the parameters of a run, normalised as they round-trip through JSON."""
@@ -123,8 +127,9 @@ _RESULT_QUICK: dict[str, Any] = QUICK.book_parameters()
 THRESHOLD_MODELS: tuple[str, ...] = DEFAULTS.threshold_models
 
 def _slug(model: str) -> str:
-    """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``)."""
-    return model.replace("-", "_")
+    """A model name as it appears in output file names (``demo-lvs`` -> ``demo_lvs``; a plugin spec
+    ``/path/my_model.py:factory`` -> ``path_my_model_py_factory``)."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", model).strip("_")
 
 
 #: The executed chapters of the book, in execution order.
@@ -179,6 +184,15 @@ NOTEBOOKS: list[NotebookSpec] = [
         parameters={**_RESULT_PARAMETERS, "models": list(DEFAULTS.compat_models), "effect_images": 48, "effect_seeds": 2},
         quick_parameters={**_RESULT_QUICK, "effect_images": 8, "effect_seeds": 1},
         prepare="vssl_helpers.report.runs:prepare",
+    ),
+    NotebookSpec(
+        # "Evaluate your own model": the plugin of examples/ beside demo models of the result chapters
+        template="notebooks/own_model.ipynb",
+        output="own_model.ipynb",
+        parameters={**_RESULT_PARAMETERS, "models": list(DEFAULTS.own_model_models)},
+        quick_parameters=dict(_RESULT_QUICK),
+        prepare="vssl_helpers.report.runs:prepare",
+        inputs=("examples/my_model.py",),
     ),
 ]
 
@@ -380,6 +394,8 @@ def _provenance(spec: NotebookSpec, root: Path, quick: bool) -> dict[str, Any]:
         "title": spec.title,
         "package_version": _package_version(),
         "package_source_sha256": package_source_hash(),
+        # only when the spec has inputs: the provenance of every other notebook stays as it was
+        **({"inputs_sha256": {f: _sha256(root / f) for f in spec.inputs}} if spec.inputs else {}),
     }
 
 

@@ -42,6 +42,8 @@ __all__ = [
     "VSSLModel",
     "DotProductMapModel",
     "register_model",
+    "register_alias",
+    "registered_factory_name",
     "list_models",
     "get_config",
     "create_model",
@@ -179,6 +181,8 @@ class DotProductMapModel(VSSLModel):
 
 
 _REGISTRY: dict[str, tuple[Callable[..., VSSLModel], ModelConfig]] = {}
+# other names of registered models: a plugin's spec (``file.py:factory``) -> its config name
+_ALIASES: dict[str, str] = {}
 
 
 def register_model(config: ModelConfig) -> Callable[[Callable[..., VSSLModel]], Callable[..., VSSLModel]]:
@@ -191,6 +195,23 @@ def register_model(config: ModelConfig) -> Callable[[Callable[..., VSSLModel]], 
         return fn
 
     return deco
+
+
+def register_alias(alias: str, name: str) -> None:
+    """Let ``alias`` stand for registered model ``name`` in :func:`get_config` and
+    :func:`create_model` (:func:`vssl_helpers.plugins.resolve_model` does it for a plugin's spec).
+    A later alias replaces an earlier one (a relative ``file.py:factory`` names another file from
+    another folder); a registered name is never an alias."""
+    if name not in _REGISTRY:
+        raise ValueError(f"register_alias: {name!r} is not a registered model")
+    if alias in _REGISTRY:
+        raise ValueError(f"register_alias: {alias!r} is a registered model's own name")
+    _ALIASES[alias] = name
+
+
+def registered_factory_name(fn: Callable[..., Any]) -> str | None:
+    """The name ``fn`` is registered under by :func:`register_model`, or None."""
+    return next((name for name, (f, _) in _REGISTRY.items() if f is fn), None)
 
 
 def _ensure_builtin_models() -> None:
@@ -208,6 +229,7 @@ def list_models() -> list[str]:
 def get_config(name: str) -> ModelConfig:
     """The config of a registered model; ``ValueError`` naming the known models otherwise."""
     _ensure_builtin_models()
+    name = _ALIASES.get(name, name)
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name][1]
@@ -216,7 +238,7 @@ def get_config(name: str) -> ModelConfig:
 def create_model(name: str, **kwargs: Any) -> VSSLModel:
     """Build a registered model (untrained unless the factory loads weights)."""
     get_config(name)
-    return _REGISTRY[name][0](**kwargs)
+    return _REGISTRY[_ALIASES.get(name, name)][0](**kwargs)
 
 
 def file_sha256(path: str | Path) -> str:

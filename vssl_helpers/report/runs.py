@@ -25,6 +25,7 @@ A book configuration is a small YAML or JSON file (paths relative to the file)::
     models:
       ezvsl: {checkpoint: ckpt/ezvsl_vggss.pth}
       lvs: {checkpoint: ckpt/lvs_vggss.pth}
+      examples/my_model.py:factory: {}           # your own model: a plugin spec (vssl_helpers.plugins)
     seeds: 10                                    # negative seeds (the paper: 10)
     device: auto                                 # engine settings (optional)
     workers: 4
@@ -174,7 +175,7 @@ class BookConfig:
         Raises:
             BookConfigError: naming the configuration file, the field and the value.
         """
-        from ..models import get_config
+        from ..plugins import resolve_model
 
         where = self.source
         if not self.testsets:
@@ -190,7 +191,7 @@ class BookConfig:
                     raise BookConfigError(f"{where}: testsets.{t.name}.{label}: no such file: {v}")
         for name, ckpt in self.models:
             try:
-                get_config(name)
+                resolve_model(name)  # a plugin spec is loaded (and registered in this process) here
             except ValueError as e:
                 raise BookConfigError(f"{where}: models.{name}: {e}") from None
             if ckpt is not None and not Path(ckpt).is_file():
@@ -259,7 +260,7 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
             entry = {"checkpoint": entry}
         if not isinstance(entry, Mapping) or set(entry) - {"checkpoint"}:
             raise BookConfigError(f"{source}: models.{name}: expected {{checkpoint: <file>}}, got {entry!r}")
-        models.append((str(name), path(entry.get("checkpoint"), f"models.{name}.checkpoint")))
+        models.append((_model_spec(str(name), base), path(entry.get("checkpoint"), f"models.{name}.checkpoint")))
     compat_in = data.get("compat", False)
     if not (isinstance(compat_in, bool) or (isinstance(compat_in, Sequence) and not isinstance(compat_in, str))):
         raise BookConfigError(f"{source}: compat: expected true, false or a list of switch names, got {compat_in!r}")
@@ -279,6 +280,15 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         batch_size=integer(data.get("batch_size", DEFAULTS.batch_size), "batch_size", 1),
         store=path(data.get("store"), "store"), compat=compat, source=source,
     )
+
+
+def _model_spec(name: str, base: Path) -> str:
+    """A model of the configuration: a registered name as is; a plugin file (``file.py:factory``)
+    taken from ``base`` like every other path, and made absolute so that the notebooks find it."""
+    where, sep, attr = name.rpartition(":")
+    if sep and where.endswith(".py") and not Path(where).expanduser().is_absolute():
+        return f"{(base / Path(where).expanduser()).resolve()}:{attr}"
+    return name
 
 
 def load_book_config(config: str | Path | BookConfig | Mapping[str, Any]) -> BookConfig:
@@ -485,6 +495,7 @@ def preflight(book_config: str | Path | BookConfig) -> dict[str, Any]:
     """
     from ..inputs import InputError, build_model, load_testset, skipped_samples
     from ..negatives import ManifestError
+    from ..plugins import plugin_record
     from ..testsets.media import MediaError
 
     cfg = load_book_config(book_config)
@@ -511,8 +522,12 @@ def preflight(book_config: str | Path | BookConfig) -> dict[str, Any]:
         except InputError as e:
             raise BookConfigError(f"{where}: {e}") from None
         del model
+        plugin = plugin_record(name)
+        if plugin is not None:  # weights id "plugin:<file>+sha256:<checkpoint>": the checkpoint's own hash
+            weights = weights.split("+", 1)[1] if ckpt is not None else None
         models.append({"name": name, "checkpoint": None if ckpt is None else str(Path(ckpt).resolve()),
-                       "sha256": None if weights is None else weights.split(":", 1)[1]})
+                       "sha256": None if weights is None else weights.split(":", 1)[1],
+                       **({"plugin": plugin} if plugin is not None else {})})
     first = threshold_set({s["name"]: s for s in sets})
     return {"source": where, "threshold_set": first, "testsets": sets, "models": models}
 

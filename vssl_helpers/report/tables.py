@@ -298,7 +298,8 @@ def distinguishing_digits(values: "Sequence[float]", minimum: int = 4, maximum: 
 
 def checkpoint_label(record: "Mapping[str, object]") -> str:
     """How a results record's weights are named in a table: ``file.pth (sha256 prefix)`` when a
-    checkpoint file was read, else the state-dict hash (seeded or trained weights without a file)."""
+    checkpoint file was read, the plugin's file for your own model without one, else the state-dict
+    hash (seeded or trained weights without a file)."""
     from pathlib import PurePath
 
     sha = record.get("checkpoint_sha256")
@@ -306,6 +307,9 @@ def checkpoint_label(record: "Mapping[str, object]") -> str:
     if sha:
         name = PurePath(str(path)).name if path else "checkpoint"
         return f"{name} ({str(sha)[:12]})"
+    plugin = record.get("plugin")
+    if isinstance(plugin, dict) and plugin.get("sha256"):  # your own model: its file stands for the weights
+        return f"plugin {PurePath(str(plugin.get('file'))).name} ({str(plugin['sha256'])[:12]})"
     weights = str(record.get("weights") or "")
     kind, _, digest = weights.partition(":")
     return f"no file ({kind} {digest[:12]})" if digest else "no file"
