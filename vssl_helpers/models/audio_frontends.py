@@ -53,7 +53,8 @@ def crop_or_tile(waveforms: torch.Tensor, n: int, *, centre: bool = False) -> to
     :math:`[s, s + n)` of the clip; when fewer than ``n`` samples remain after :math:`s`, the
     remainder ``x[s:]`` is repeated end to end and cut at ``n``, as the official loaders'
     ``np.tile(audio, int(n / T) + 1)[:n]`` (with ``centre=True`` this happens only when ``T < n``,
-    where :math:`s = 0`). Every window of the package, official, paper-code or demo, is cut here.
+    where :math:`s = 0`). Every audio window of the package (official, paper code, demo) reads the clip
+    through this function.
 
     Raises:
         ValueError: an empty waveform (nothing to tile).
