@@ -1,7 +1,7 @@
-"""Compiled CPU kernels behind :mod:`vssl_helpers.metrics` (Numba).
+"""Compiled CPU kernels behind :mod:`vssl_helpers.metrics` (Numba), called by :mod:`vssl_helpers._metrics_accel`.
 
 :func:`active_counts` (cIoU, pIA) and :func:`pair_counts` (map-vs-map IoU) compute exactly what the
-tensor code of :func:`vssl_helpers.metrics._row_runs` computes: for each output row, the map
+tensor code of :func:`vssl_helpers._metrics_accel.row_runs` computes: for each output row, the map
 interpolated along rows (float64), then per column piece the one run of pixels above the threshold,
 in closed form. Fused per map: the row-interpolated map (224 × w float64) lives in per-thread
 scratch, and the runs of one piece for all rows are one vectorised loop, so a map costs a few
@@ -52,7 +52,7 @@ def _prefetch(typingctx, arr, i, y, x):  # noqa: ARG001 (numba's intrinsic signa
 @njit(inline="always", cache=True)
 def _run(a: float, b: float, theta: float, start: int, stop: int, offset: float, scale: float) -> tuple[int, int]:
     """Columns ``[lo, hi)`` above ``theta`` of the piece interpolating from ``a`` towards ``b``; the
-    rule of ``metrics._row_runs``, written as selects rather than branches (on real and random maps
+    rule of ``_metrics_accel.row_runs``, written as selects rather than branches (on real and random maps
     the branches are unpredictable and mispredictions cost more than the arithmetic)."""
     d = b - a
     rising = d >= 0.0

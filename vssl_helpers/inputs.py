@@ -90,26 +90,21 @@ def build_model(
             return create_model(name, pretrained=True, seed=model_seed, progress=progress,
                                 **(train_overrides or {})).eval(), None
         return _untrained(name, model_seed, official=bool(config.checkpoint_layout)).eval(), None
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(f"{option}: no such file: {path}")
-    if path.stat().st_size == 0:
-        raise InputError(f"{option} {path}: the file is empty (0 bytes); expected a PyTorch checkpoint (torch.save)")
+    from .models.checkpoints import CheckpointError, load_checkpoint_into
+
+    path = _existing(checkpoint, option)
+    read = _read_weights(path, name, option)
     if name in TRAINED_DEMOS:
         model = create_model(name, pretrained=False)
     else:
         model = _untrained(name, model_seed, official=bool(config.checkpoint_layout))
     if config.checkpoint_layout:
-        from .models.checkpoints import CheckpointError, load_checkpoint_into
-
         try:
-            load_checkpoint_into(model, path)
+            load_checkpoint_into(model, path, _read=read)
         except CheckpointError as e:
             raise InputError(f"{option} {path}: does not fit model {name!r}: {e}") from None
-        except Exception as e:  # noqa: BLE001 - truncated zip, pickle garbage, ...: not a checkpoint
-            raise InputError(_unreadable(option, path, e)) from None
     else:
-        _load_plain_state_dict(model, path, option)
+        _load_plain_state_dict(model, read[0], path, option)
     return model.eval(), f"sha256:{file_sha256(path)}"
 
 
@@ -117,25 +112,35 @@ def _build_plugin(name: str, checkpoint: str | Path | None, model_seed: int, opt
     """A plugin model from its factory, with the plain state dict of ``checkpoint`` if given."""
     from .models import create_model, file_sha256
 
+    path = None if checkpoint is None else _existing(checkpoint, option)
+    state = None if path is None else _read_weights(path, name, option)[0]
     try:
         model = create_model(name, seed=model_seed)
     except Exception as e:  # noqa: BLE001 - the plugin's own failure, named
         raise InputError(f"model: plugin {name!r}: its factory raised {type(e).__name__}: {e}") from None
-    if checkpoint is None:
+    if path is None:
         return model.eval(), None
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(f"{option}: no such file: {path}")
-    _load_plain_state_dict(model, path, option)
+    _load_plain_state_dict(model, state, path, option)
     return model.eval(), f"sha256:{file_sha256(path)}"
 
 
-def _unreadable(option: str, path: Path, e: BaseException) -> str:
-    """The message for a file torch cannot load: truncated, or not a checkpoint at all."""
-    first = (str(e).strip().splitlines() or [""])[0][:160]
-    why = "truncated or corrupted zip archive" if "zip archive" in str(e) else f"{type(e).__name__}: {first}"
-    return (f"{option} {path}: cannot be read as a PyTorch checkpoint ({why}); expected a file written by "
-            "torch.save (the model's official .pth/.pt)")
+def _existing(checkpoint: str | Path, option: str) -> Path:
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(f"{option}: no such file: {path}")
+    return path
+
+
+def _read_weights(path: Path, name: str, option: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one reader (weights_only=True), called before any network is built."""
+    from .models.checkpoints import CheckpointError, UnreadableCheckpointError, read_state_dict
+
+    try:
+        return read_state_dict(path, name)
+    except UnreadableCheckpointError as e:  # empty, truncated, not a checkpoint
+        raise InputError(f"{option} {path}: {e.reason}") from None
+    except CheckpointError as e:
+        raise InputError(f"{option} {path}: does not fit model {name!r}: {e}") from None
 
 
 def _untrained(name: str, seed: int, official: bool) -> Any:
@@ -152,24 +157,11 @@ def _untrained(name: str, seed: int, official: bool) -> Any:
         return create_model(name, pretrained=False)
 
 
-def _load_plain_state_dict(model: Any, path: Path, option: str) -> None:
-    """Strict load of a plain state dict (a checkpoint of another model fails with the key diff)."""
-    import torch
-
+def _load_plain_state_dict(model: Any, state: dict[str, Any], path: Path, option: str) -> None:
+    """Strict load of a plain state dict (read by ``checkpoints.read_state_dict``) into a model without
+    an official layout: a checkpoint of another model fails with the key diff."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling error means "not a checkpoint"
-        raise InputError(_unreadable(option, path, e)) from None
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict):
-        raise InputError(f"{option} {path}: holds a {type(obj).__name__}, not a state dict")
-    if obj and all(str(k).startswith("module.") for k in obj):  # saved from DataParallel
-        obj = {str(k)[len("module."):]: v for k, v in obj.items()}
-    try:
-        res = model.load_state_dict(obj, strict=False)
+        res = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
         raise InputError(f"{option} {path}: does not fit model {model.config.name!r}: {e}") from None
     if res.missing_keys or res.unexpected_keys:

@@ -22,16 +22,32 @@ pixels, M = GT area), :func:`pia` (fraction of the image that is active), :func:
 localization maps). Aggregates: :func:`mean_iou` (the paper's "cIoU U.th."), :func:`success_rate`
 (the "cIoU Adap." column, fraction with IoU >= 0.5), :func:`auc` and :func:`auc_n` (21-point
 trapezoid success-rate curves), :func:`f_loc` and :func:`f_auc` (harmonic means).
+
+How the module is built
+-----------------------
+Each per-sample metric is three steps: validate the inputs (``as_maps``, ``as_gt``, the threshold),
+*count* pixels (active, active inside the GT, GT area; or a pair's intersection and union), then
+turn the counts into the value (``_iou_from_counts``, ``_pair_iou_from_counts``), where the
+definitions' corner cases (empty GT, two empty maps) are decided. This module holds the first and
+last steps, the formulas. The counting is the private :mod:`vssl_helpers._metrics_accel`: compiled
+Numba kernels on CPU (:mod:`vssl_helpers._run_kernels`) and closed-form tensor code elsewhere, both
+equal to the per-pixel definition (``tests/test_metrics.py`` checks them against slow per-pixel
+references).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from . import _metrics_accel as _accel
+
+# the two top-M selections, compared with each other by tests/test_metrics.py
+from ._metrics_accel import top_m_by_selection as _top_m_by_selection  # noqa: F401
+from ._metrics_accel import top_m_by_sort as _top_m_by_sort  # noqa: F401
 
 __all__ = [
     "GT_SIZE",
@@ -66,8 +82,8 @@ __all__ = [
     "auroc",
 ]
 
-GT_SIZE = 224
-"""Side of the evaluation grid (and of every GT mask), in pixels."""
+GT_SIZE: int = _accel.GT_SIZE
+"""Side of the evaluation grid (and of every GT mask), in pixels: 224."""
 
 TAU_GRID: torch.Tensor = torch.arange(21, dtype=torch.float64) / 20
 """The 21 success thresholds tau = 0, 0.05, ..., 1 of AUC and AUC_N.
@@ -98,6 +114,18 @@ EmptyGtRule = Literal["exclude", "zero", "match_empty"]
 On the real VGG-SS annotations the rule touches exactly 2 entries (``M1P1xla8rg0_000000``,
 ``MKC9LvRivTM_000030``), 2 of 5,158.
 """
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed settings
+# ----------------------------------------------------------------------------------------------
+USE_COMPILED_KERNELS = True
+"""Count with the compiled kernels on CPU (:mod:`vssl_helpers._run_kernels`). Off, the tensor code
+(the CUDA path) runs on CPU too; the two give the same values (tested); the kernels are 10-20x faster."""
+
+ADAPTIVE_MARGIN_SD = 4.0
+"""Width of the compiled adaptive kernel's sampled bracket, in standard deviations of the sample's
+rank: a speed setting only (a bracket that misses is widened and recounted; the values never change)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,19 +213,15 @@ class PreparedGt:
 def prepare_gt(gt: torch.Tensor | np.ndarray) -> PreparedGt:
     """Validate GT masks (as :func:`as_gt`) and convert them once for repeated scoring (see
     :class:`PreparedGt`). Costs about one read of the masks."""
-    from vssl_helpers import _run_kernels
-
     g = as_gt(gt).cpu()
-    pixels = np.ascontiguousarray(g.numpy()).view(np.uint8)
-    area, run_lo, run_hi, ref, table = _run_kernels.prepare_gt(pixels.view(np.uint64), pixels)
-    return PreparedGt(g, area, run_lo, run_hi, ref, table)
+    return PreparedGt(g, *_accel.prepare_gt_arrays(g))
 
 
 def _as_threshold(threshold: float | torch.Tensor | np.ndarray, batch: int, device: torch.device) -> torch.Tensor:
     """A scalar or per-sample threshold as a float64 ``B × 1 × 1`` tensor.
 
     Never rounded to float32 (DESIGN.md): the upsampled values it is compared with are float64
-    (compiled kernels, :func:`_row_runs`, the tensor path's :func:`_upsample` in float64), so a
+    (the compiled kernels and the tensor code of :mod:`vssl_helpers._metrics_accel`), so a
     pixel within ~3e-8 of the threshold is decided by the threshold the caller gave, not by its
     nearest float32.
     """
@@ -218,6 +242,12 @@ def _as_values(values: torch.Tensor | np.ndarray | Sequence[float], name: str) -
     return t
 
 
+def _check_masks(a: torch.Tensor, name: str) -> torch.Tensor:
+    if a.dtype != torch.bool or a.ndim != 3:
+        raise ValueError(f"{name}: expected a boolean B x H x W mask, got dtype {a.dtype}, shape {tuple(a.shape)}")
+    return a
+
+
 # ----------------------------------------------------------------------------------------------
 # Upsampling and binarisation
 # ----------------------------------------------------------------------------------------------
@@ -236,252 +266,13 @@ def upsample(maps: torch.Tensor | np.ndarray, size: int = GT_SIZE) -> torch.Tens
     ``<=`` a threshold is guaranteed to binarise to an empty map (a constant map stays constant).
     Maps already at ``size × size`` are returned unchanged (as float32).
     """
-    return _upsample(as_maps(maps), size)
-
-
-def _upsample(m: torch.Tensor, size: int = GT_SIZE, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """:func:`upsample` without validation (``m`` already checked float32), in ``dtype``.
-
-    Computed separably, ``W_y @ m @ W_x^T`` with the two interpolation matrices, which is
-    mathematically the same bilinear interpolation as ``F.interpolate`` and several times faster on
-    CPU (two small batched matmuls instead of a gather per output pixel).
-    """
-    m = m.to(dtype)
-    if tuple(m.shape[1:]) == (size, size):
-        return m
-    wy = _interp_matrix(m.shape[1], size, m.device, dtype)
-    wx = _interp_matrix(m.shape[2], size, m.device, dtype)
-    up = wy @ m @ wx.T
-    lo = m.amin(dim=(1, 2)).view(-1, 1, 1)
-    hi = m.amax(dim=(1, 2)).view(-1, 1, 1)
-    return torch.maximum(torch.minimum(up, hi), lo)
-
-
-def _source_coordinates(n_in: int, n_out: int) -> torch.Tensor:
-    """Half-pixel source coordinate of each output index, clamped to the input: the one definition
-    behind :func:`_interp_matrix` and the row-run pieces (float64)."""
-    return ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
-
-
-def _axis_weights(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per output index: its lower and upper source index (int64) and the upper one's weight
-    (float64), from :func:`_source_coordinates`."""
-    x = _source_coordinates(n_in, n_out)
-    x0 = x.floor().long()
-    return x0, (x0 + 1).clamp(max=n_in - 1), x - x0
-
-
-@functools.lru_cache(maxsize=64)
-def _interp_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``n_out × n_in`` half-pixel bilinear interpolation weights (two non-zeros per row, summing to 1)."""
-    x0, x1, t = _axis_weights(n_in, n_out)
-    w = torch.zeros(n_out, n_in, dtype=torch.float64)
-    rows = torch.arange(n_out)
-    w.index_put_((rows, x0), 1 - t, accumulate=True)
-    w.index_put_((rows, x1), t, accumulate=True)
-    return w.to(dtype=dtype, device=device)
-
-
-def _chunk_size(device: torch.device) -> int:
-    # On CPU, 32 maps of 224 x 224 float32 (6.4 MB) stay in cache; bigger chunks are memory-bound.
-    return 32 if device.type == "cpu" else 4096
-
-
-def _run_chunk_size(device: torch.device) -> int:
-    # The row-run path touches ~224 x w float64 values per map, not 224²; on CPU chunks of 64 to
-    # 512 maps measured alike (16-32: per-op overhead shows).
-    return 256 if device.type == "cpu" else 8192
-
-
-@functools.lru_cache(maxsize=64)
-def _column_pieces(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """How output columns split into *pieces* of constant lower source column.
-
-    The source coordinate of output column ``x`` is ``src(x) = clamp((x + 0.5) s - 0.5, 0, n_in - 1)``
-    with ``s = n_in / n_out``, non-decreasing in ``x``. Piece ``j`` is the output columns
-    ``start[j] <= x < stop[j]`` with ``floor(src(x)) = j`` (weight ``t = src(x) - j`` in [0, 1)),
-    interpolating between source columns ``j`` and ``upper[j] = min(j + 1, n_in - 1)``. Returns
-    ``(start, stop, upper)`` as ``1 × 1 × n_in`` int64 tensors (broadcast over batch and rows).
-    """
-    lower = _source_coordinates(n_in, n_out).floor().long()
-    j = torch.arange(n_in)
-    start = torch.searchsorted(lower, j, right=False)
-    stop = torch.searchsorted(lower, j, right=True)
-    upper = (j + 1).clamp(max=n_in - 1)
-    return tuple(v.view(1, 1, n_in).to(device) for v in (start, stop, upper))  # type: ignore[return-value]
-
-
-def _row_runs(m: torch.Tensor, thr: torch.Tensor, size: int = GT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The active pixels of each upsampled, binarised map as runs: one per (output row, piece).
-
-    Along an output row the bilinear map is, on each piece :math:`j` of columns (see
-    :func:`_column_pieces`), :math:`a + t\,d` with :math:`a = R_{y,j}`, :math:`d = R_{y,j+1} - R_{y,j}`
-    (:math:`R` = the map interpolated along rows only, in float64) and :math:`t` the column's weight,
-    non-decreasing along the piece. So the pixels above the threshold :math:`\theta` form one run:
-    those with :math:`t > c` if :math:`d > 0`, with :math:`t < c` if :math:`d < 0`
-    (:math:`c = (\theta - a)/d`), all or none if :math:`d = 0`. The run's end is the column where
-    :math:`t` crosses :math:`c`, in closed form: :math:`t(x) = (x + 0.5)s - 0.5 - j`, so
-    :math:`t(x) \le c \iff x \le X = (j + c + 0.5)/s - 0.5`. This is the per-pixel comparison
-    ``value > threshold`` of the definition without forming the 224 × 224 map: about 224 × w values
-    per map instead of 224².
-
-    Returns ``(lo, hi)``: ``B × size × w`` int64 column bounds of each run (``hi >= lo``).
-    """
-    b, h, w = m.shape
-    rows = _interp_matrix(h, size, m.device, torch.float64) @ m.double()  # B x size x w, along y only
-    start, stop, upper = _column_pieces(w, size, m.device)
-    d = rows.index_select(2, upper.view(-1)) - rows
-    theta = thr.double().view(b, 1, 1)
-    # A flat piece (d = 0) is all on or all off: the same as a rising one with c < 0 or c > 1.
-    # c outside [0, 1] decides the whole piece; clamping keeps X finite for tiny slopes.
-    rising = d >= 0
-    c = torch.where(d == 0, torch.where(rows > theta, -1.0, 2.0), (theta - rows) / d).clamp_(-1.0, 2.0)
-    # The clamped border columns of piece 0 have t pinned to 0: rising, they are on iff c < 0;
-    # falling, off iff c <= 0. Moving such c to -1 puts X left of the piece, which settles them.
-    c = torch.where((c < 0) | ((c == 0) & ~rising), -1.0, c)
-    x = c * (size / w) + _piece_offsets(w, size, m.device)
-    # rising: on where t > c, i.e. columns x > X: [floor(X) + 1, stop); falling: on where t < c,
-    # columns x < X: [start, ceil(X)).
-    lo = torch.where(rising, x.floor() + 1, start.double()).long().clamp_(start, stop)
-    hi = torch.where(rising, stop.double(), x.ceil()).long().clamp_(start, stop)
-    return lo, hi.clamp_(min=lo)
-
-
-@functools.lru_cache(maxsize=64)
-def _piece_offsets(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
-    """``(j + 0.5) n_out / n_in - 0.5`` for each piece ``j``: the output column where ``t = 0``."""
-    j = torch.arange(n_in, dtype=torch.float64)
-    return ((j + 0.5) * (n_out / n_in) - 0.5).to(device)
-
-
-def _mask_area(gt: torch.Tensor) -> torch.Tensor:
-    """Number of True pixels of each mask (int64). On CPU through NumPy: torch's reductions over
-    boolean tensors measured 10x slower there."""
-    if gt.device.type != "cpu":
-        return gt.flatten(1).sum(1)
-    flat = gt.numpy().reshape(gt.shape[0], -1).view(np.uint8)
-    return torch.from_numpy(flat.sum(1, dtype=np.int64))
-
-
-def _active_counts(
-    m: torch.Tensor, threshold: float | torch.Tensor | np.ndarray, gt: torch.Tensor | None = None,
-    prepared: PreparedGt | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Per map: number of active pixels after upsampling and ``> threshold``; when ``gt`` is given,
-    also the number of those inside the GT and the GT area (``prepared``: the same GT, prepared,
-    which the compiled kernels read instead).
-
-    Interpolated values lie in each map's native [min, max], so a map whose native max is
-    ``<= threshold`` has no active pixel and one whose native min is ``> threshold`` is all active:
-    those are settled from the native map alone (at the universal threshold this is most negatives,
-    at least 75 % of the decisive type by construction). On CPU every map goes through the compiled
-    kernel (:func:`_active_counts_compiled`: row runs, the GT in row form). On other
-    devices the other maps are counted from their row runs (:func:`_row_runs`, no 224 × 224 map is
-    formed, values and threshold in float64), the GT pixels inside each run from the prefix sums of
-    the GT rows; maps already at 224 × 224 are compared pixel by pixel in float64.
-    """
-    b = m.shape[0]
-    thr = _as_threshold(threshold, b, m.device).view(b)
-    if _compiled(m.device):
-        return _active_counts_compiled(m, thr, gt, prepared)
-    flat = m.flatten(1)
-    none_on = flat.amax(1) <= thr
-    all_on = flat.amin(1) > thr
-    mixed = ~(none_on | all_on)
-    active = torch.where(all_on, GT_SIZE * GT_SIZE, 0).long()
-    inter = area = None
-    if gt is not None:
-        inter = torch.zeros(b, dtype=torch.int64, device=m.device)
-        area = _mask_area(gt)
-    runs = tuple(m.shape[1:]) != (GT_SIZE, GT_SIZE)
-    step = (_run_chunk_size(m.device) if gt is None else _chunk_size(m.device)) if runs else _chunk_size(m.device)
-    for s in range(0, b, step):
-        e = min(s + step, b)
-        sel = mixed[s:e]
-        n_sel = int(sel.sum())
-        if n_sel == 0:
-            continue
-        # contiguous slices when the whole chunk needs work (the usual case for positives)
-        idx = slice(s, e) if n_sel == e - s else torch.nonzero(sel).view(-1) + s
-        if runs:
-            # the runs of the definition (float64, the threshold unrounded), as the compiled
-            # kernels count them; GT pixels inside a run from the GT rows' prefix sums
-            lo, hi = _row_runs(m[idx], thr[idx])
-            active[idx] = (hi - lo).flatten(1).sum(1)
-            if inter is not None:
-                g = gt[idx].to(torch.int32)  # type: ignore[index]
-                pref = torch.nn.functional.pad(g.cumsum(2, dtype=torch.int32), (1, 0))  # B x size x (size + 1)
-                inter[idx] = (pref.gather(2, hi) - pref.gather(2, lo)).flatten(1).sum(1).long()
-            continue
-        act = m[idx].double() > thr[idx].view(-1, 1, 1)  # maps at 224: upsampling is the identity
-        active[idx] = act.flatten(1).sum(1)
-        if inter is not None:
-            inter[idx] = (act & gt[idx]).flatten(1).sum(1)  # type: ignore[index]
-    if inter is not None:
-        inter = torch.where(all_on, area, inter)  # type: ignore[arg-type]
-    return active, inter, area
-
-
-USE_COMPILED_KERNELS = True
-"""Count runs with the compiled kernels on CPU (:mod:`vssl_helpers._run_kernels`). Off, the tensor
-code runs on CPU too; the two give the same values (tested); the kernels are 10-20x faster."""
-
-
-def _compiled(device: torch.device) -> bool:
-    return device.type == "cpu" and USE_COMPILED_KERNELS
-
-
-@functools.lru_cache(maxsize=64)
-def _kernel_axes(h: int, w: int, size: int = GT_SIZE) -> tuple:
-    """The interpolation geometry the compiled kernels take as NumPy arrays: per output row its two
-    source rows and the upper one's weight, per column piece (start, stop, upper, offset), scale."""
-    y0, y1, ty = _axis_weights(h, size)
-    start, stop, upper = (v.view(-1).numpy() for v in _column_pieces(w, size, torch.device("cpu")))
-    offset = _piece_offsets(w, size, torch.device("cpu")).numpy()
-    return y0.numpy(), y1.numpy(), ty.numpy(), start, stop, upper, offset, size / w
-
-
-@functools.lru_cache(maxsize=64)
-def _column_weights(w: int, size: int = GT_SIZE) -> np.ndarray:
-    """Each output column's interpolation weight within its piece (float64), for the kernels."""
-    return _axis_weights(w, size)[2].numpy()
-
-
-_NO_PREPARED = (np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64),
-                np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64))
-
-
-def _gt_arrays(gt: torch.Tensor | None, prepared: PreparedGt | None = None) -> tuple[np.ndarray, ...]:
-    """A GT batch as the kernels take it: the raw masks as machine words (for comparing rows) and
-    as bytes, then the five arrays of a prepared GT; the unused ones empty."""
-    no_masks = (np.zeros((0, 0, 0), np.uint64), np.zeros((0, 0, 0), np.uint8))
-    if prepared is not None:
-        return no_masks + prepared.arrays()
-    if gt is None:
-        return no_masks + _NO_PREPARED
-    pixels = np.ascontiguousarray(gt.numpy()).view(np.uint8)
-    return (pixels.view(np.uint64), pixels) + _NO_PREPARED  # 224 bytes per row = 28 words
-
-
-def _active_counts_compiled(
-    m: torch.Tensor, thr: torch.Tensor, gt: torch.Tensor | None, prepared: PreparedGt | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """:func:`_active_counts` on CPU: the row runs of :func:`_row_runs` fused per map in compiled
-    code (:mod:`vssl_helpers._run_kernels`), the GT read in its row form (from the raw masks, or
-    from ``prepared``)."""
-    from vssl_helpers import _run_kernels
-
-    axes = _kernel_axes(m.shape[1], m.shape[2])
-    active, inter, area = _run_kernels.active_counts(
-        np.ascontiguousarray(m.numpy()), thr.double().numpy(), *axes, *_gt_arrays(gt, prepared)
-    )
-    if gt is None:
-        return torch.from_numpy(active), None, None
-    return torch.from_numpy(active), torch.from_numpy(inter), torch.from_numpy(area)
+    return _accel.upsample(as_maps(maps), size)
 
 
 def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Localization maps: ``maps224 > threshold`` (strict), threshold scalar or per sample.
+    r"""Localization maps: ``maps224 > threshold`` (strict), threshold scalar or per sample.
+
+    .. math:: m_i(x) = [\hat S_i(x) > t_i]
 
     A pixel exactly equal to the threshold is *not* active. Consequences, by design: a map whose
     maximum equals the threshold is empty; a binary {0, 1} map (an oracle) at threshold 1 is empty and
@@ -489,12 +280,6 @@ def binarize(maps224: torch.Tensor, threshold: float | torch.Tensor | np.ndarray
     """
     m = as_maps(maps224, "maps224")
     return m > _as_threshold(threshold, m.shape[0], m.device)
-
-
-def _check_masks(a: torch.Tensor, name: str) -> torch.Tensor:
-    if a.dtype != torch.bool or a.ndim != 3:
-        raise ValueError(f"{name}: expected a boolean B x H x W mask, got dtype {a.dtype}, shape {tuple(a.shape)}")
-    return a
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,7 +293,7 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor, empty_gt: EmptyGtRule = "excl
     """
     _check_masks(pred, "pred")
     gt = as_gt(gt, pred.shape[0]).to(pred.device)
-    return _iou_from_counts(_mask_area(pred), _mask_area(pred & gt), _mask_area(gt), empty_gt)
+    return _iou_from_counts(_accel.mask_area(pred), _accel.mask_area(pred & gt), _accel.mask_area(gt), empty_gt)
 
 
 def ciou(
@@ -527,13 +312,17 @@ def ciou(
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    active, inter, area = _active_counts(m, threshold, g, gt if isinstance(gt, PreparedGt) else None)
+    thr = _as_threshold(threshold, m.shape[0], m.device).view(-1)
+    prepared = gt.arrays() if isinstance(gt, PreparedGt) else None
+    active, inter, area = _accel.active_counts(m, thr, g, prepared, compiled=USE_COMPILED_KERNELS)
     return _iou_from_counts(active, inter, area, empty_gt)  # type: ignore[arg-type]
 
 
 def _iou_from_counts(
     active: torch.Tensor, inter: torch.Tensor, gt_area: torch.Tensor, empty_gt: EmptyGtRule
 ) -> torch.Tensor:
+    """IoU from the counts: ``inter / (active + gt_area - inter)`` in float64, the :data:`EmptyGtRule`
+    where the GT is empty."""
     inter = inter.double()
     union = active.double() + gt_area.double() - inter
     out = inter / union.clamp_min(1)
@@ -566,34 +355,7 @@ def adaptive_mask(maps224: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"area: expected {b} values, got {area.shape[0]}")
     if bool(((area < 0) | (area > h * w)).any()):
         raise ValueError(f"area: values must lie in [0, {h * w}]")
-    select = _top_m_by_selection if m.device.type == "cpu" else _top_m_by_sort
-    return select(m.flatten(1), area).view(b, h, w)
-
-
-def _top_m_by_sort(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
-    """Top-M mask by one batched stable descending sort (fast on GPU)."""
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
-    keep = torch.arange(flat.shape[1], device=flat.device).unsqueeze(0) < area.unsqueeze(1)
-    return torch.zeros_like(flat, dtype=torch.bool).scatter_(1, order, keep)
-
-
-def _top_m_by_selection(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
-    """Top-M mask by an O(N) selection per map (about 4x faster than sorting on CPU). Same result
-    as :func:`_top_m_by_sort`: every pixel above the M-th largest value, then the pixels tied with
-    it in raster order until there are M."""
-    n = flat.shape[1]
-    out = torch.zeros_like(flat, dtype=torch.bool)
-    for i, k in enumerate(area.tolist()):
-        if k == 0:
-            continue
-        if k == n:
-            out[i] = True
-            continue
-        v = torch.kthvalue(flat[i], n - k + 1).values
-        above = flat[i] > v
-        ties = flat[i] == v
-        out[i] = above | (ties & (torch.cumsum(ties, 0) <= k - int(above.sum())))
-    return out
+    return _accel.top_m(m.flatten(1), area).view(b, h, w)
 
 
 def ciou_adaptive(
@@ -617,43 +379,10 @@ def ciou_adaptive(
     """
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
-    if _compiled(m.device):
-        inter, area = _adaptive_counts_compiled(m, g, gt if isinstance(gt, PreparedGt) else None)
-    else:
-        inter, area = _adaptive_counts(m, g)
+    prepared = gt.arrays() if isinstance(gt, PreparedGt) else None
+    inter, area = _accel.adaptive_counts(m, g, prepared, compiled=USE_COMPILED_KERNELS, margin_sd=ADAPTIVE_MARGIN_SD)
+    # M pixels are active and the GT has M pixels: IoU = inter / (M + M - inter)
     return _iou_from_counts(area, inter, area, empty_gt)
-
-
-def _adaptive_counts(m: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per map: top-M pixels inside the GT, and M; upsampled in float64, in chunks."""
-    area = _mask_area(gt)
-    inter = torch.zeros_like(area)
-    select = _top_m_by_selection if m.device.type == "cpu" else _top_m_by_sort
-    step = max(_chunk_size(m.device) // 4, 1)  # float64 maps and a sort's int64 indices
-    for s in range(0, m.shape[0], step):
-        e = min(s + step, m.shape[0])
-        pred = select(_upsample(m[s:e], dtype=torch.float64).flatten(1), area[s:e])
-        inter[s:e] = (pred & gt[s:e].flatten(1)).sum(1)
-    return inter, area
-
-
-ADAPTIVE_MARGIN_SD = 4.0
-"""Width of the compiled adaptive kernel's sampled bracket, in standard deviations of the sample's
-rank: a speed setting only (a bracket that misses is widened and recounted; the values never change)."""
-
-
-def _adaptive_counts_compiled(
-    m: torch.Tensor, gt: torch.Tensor, prepared: PreparedGt | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_adaptive_counts` on CPU: selection without sorting (:mod:`vssl_helpers._run_kernels`)."""
-    from vssl_helpers import _run_kernels
-
-    y0, y1, ty, start, stop, upper, _, _ = _kernel_axes(m.shape[1], m.shape[2])
-    inter, area = _run_kernels.adaptive_counts(
-        np.ascontiguousarray(m.numpy()), y0, y1, ty, start, stop, upper, _column_weights(m.shape[2]),
-        *_gt_arrays(gt, prepared), ADAPTIVE_MARGIN_SD,
-    )
-    return torch.from_numpy(inter), torch.from_numpy(area)
 
 
 def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -662,7 +391,9 @@ def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.nd
     :math:`m_i` is the 224 × 224 localization map (:func:`upsample`, then :func:`binarize`). For a
     negative audio (silence, noise, off-screen) the ideal value is 0; lower is better.
     """
-    active, _, _ = _active_counts(as_maps(maps), threshold)
+    m = as_maps(maps)
+    thr = _as_threshold(threshold, m.shape[0], m.device).view(-1)
+    active, _, _ = _accel.active_counts(m, thr, compiled=USE_COMPILED_KERNELS)
     return active.double() / (GT_SIZE * GT_SIZE)
 
 
@@ -673,12 +404,15 @@ def _pair_iou_from_counts(inter: torch.Tensor, union: torch.Tensor) -> torch.Ten
 
 
 def mask_pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample IoU of two boolean masks, with IoU = 1 when both are empty (the paper's rule)."""
+    r"""Per-sample IoU of two boolean masks, with IoU = 1 when both are empty (the paper's rule).
+
+    .. math:: \mathrm{IoU}(A_i, B_i) = \frac{|A_i \cap B_i|}{|A_i \cup B_i|}, \quad 1 \text{ if } A_i \cup B_i = \emptyset
+    """
     _check_masks(a, "a")
     _check_masks(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"masks: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-    return _pair_iou_from_counts(_mask_area(a & b), _mask_area(a | b))
+    return _pair_iou_from_counts(_accel.mask_area(a & b), _accel.mask_area(a | b))
 
 
 def map_iou(
@@ -688,6 +422,9 @@ def map_iou(
 ) -> torch.Tensor:
     r"""Per-sample IoU between the localization maps of two audios for the same image (Fig. 3).
 
+    .. math:: \mathrm{IoU}_i = \frac{|\{x: \hat S^a_i(x) > t\} \cap \{x: \hat S^b_i(x) > t\}|}
+              {|\{x: \hat S^a_i(x) > t\} \cup \{x: \hat S^b_i(x) > t\}|}, \quad 1 \text{ if the union is empty}
+
     Both maps are upsampled and binarised at the same (model's) threshold. Both empty: IoU = 1
     (the two maps agree); exactly one empty: 0. Caveat (audit M11): the both-empty rule also applies to
     positive vs negative, so a model whose *positive* map is empty scores 1 there.
@@ -696,40 +433,9 @@ def map_iou(
     b = as_maps(maps_b, "maps_b")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
-    thr = _as_threshold(threshold, a.shape[0], a.device)
-    if _compiled(a.device) and a.shape[1:] == b.shape[1:]:
-        from vssl_helpers import _run_kernels
-
-        inter, union = _run_kernels.pair_counts(
-            np.ascontiguousarray(a.numpy()), np.ascontiguousarray(b.numpy()), thr.view(-1).double().numpy(),
-            *_kernel_axes(a.shape[1], a.shape[2]),
-        )
-        return _pair_iou_from_counts(torch.from_numpy(inter), torch.from_numpy(union))
-    out = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
-    if a.shape[1:] != b.shape[1:] or tuple(a.shape[1:]) == (GT_SIZE, GT_SIZE):
-        # maps at 224 (upsampling is the identity) or of different native sizes (their pieces
-        # differ): compare pixel by pixel
-        step = _chunk_size(a.device)
-        for s in range(0, a.shape[0], step):
-            e = min(s + step, a.shape[0])
-            out[s:e] = mask_pair_iou(_upsample(a[s:e], dtype=torch.float64) > thr[s:e],
-                                     _upsample(b[s:e], dtype=torch.float64) > thr[s:e])
-        return out
-    # same native size: both maps' runs share their pieces, so runs intersect in closed form. Pairs
-    # of maps whose native maxima are both <= t are both empty (IoU 1) without any work: at the
-    # universal threshold that is most pairs of negatives.
-    flat_thr = thr.view(-1)
-    out.fill_(1.0)
-    work = torch.nonzero((a.flatten(1).amax(1) > flat_thr) | (b.flatten(1).amax(1) > flat_thr)).view(-1)
-    step = _run_chunk_size(a.device)
-    for s in range(0, work.numel(), step):
-        idx = work[s : s + step]
-        lo_a, hi_a = _row_runs(a[idx], flat_thr[idx])
-        lo_b, hi_b = _row_runs(b[idx], flat_thr[idx])
-        inter = (torch.minimum(hi_a, hi_b) - torch.maximum(lo_a, lo_b)).clamp_(min=0).flatten(1).sum(1).double()
-        union = (hi_a - lo_a).flatten(1).sum(1).double() + (hi_b - lo_b).flatten(1).sum(1).double() - inter
-        out[idx] = _pair_iou_from_counts(inter, union)
-    return out
+    thr = _as_threshold(threshold, a.shape[0], a.device).view(-1)
+    inter, union = _accel.pair_counts(a, b, thr, compiled=USE_COMPILED_KERNELS)
+    return _pair_iou_from_counts(inter, union)
 
 
 def count_empty_gt(gt: torch.Tensor | np.ndarray) -> int:
@@ -762,14 +468,20 @@ def _aggregated(values: torch.Tensor | np.ndarray | Sequence[float], name: str, 
 
 
 def mean_iou(ious: torch.Tensor | np.ndarray | Sequence[float], nan: NanPolicy = "skip") -> float:
-    """Mean of the per-sample IoUs, NaN (excluded) samples skipped: Table I's "cIoU U. th."
-    (``nan="fail"``: NaN if any value is NaN, as ``np.mean``)."""
+    r"""Mean of the per-sample IoUs, NaN (excluded) samples skipped: Table I's "cIoU U. th."
+    (``nan="fail"``: NaN if any value is NaN, as ``np.mean``).
+
+    .. math:: \overline{\mathrm{IoU}} = \frac{1}{N}\sum_{i=1}^{N} \mathrm{IoU}_i
+    """
     return float(_aggregated(ious, "ious", nan).mean())
 
 
 def success_rate(values: torch.Tensor | np.ndarray | Sequence[float], at: float = 0.5, nan: NanPolicy = "skip") -> float:
-    """Fraction of samples with value ``>= at`` (NaN skipped, or counted as failures with
-    ``nan="fail"``): Table I's "cIoU Adap." with ``at=0.5``."""
+    r"""Fraction of samples with value ``>= at`` (NaN skipped, or counted as failures with
+    ``nan="fail"``): Table I's "cIoU Adap." with ``at=0.5``.
+
+    .. math:: \mathrm{SR}_{a} = \frac{1}{N}\,\#\{i: v_i \ge a\}
+    """
     v = _aggregated(values, "values", nan)
     return float((v >= at).double().mean())
 
@@ -778,9 +490,13 @@ def success_curve(
     values: torch.Tensor | np.ndarray | Sequence[float], direction: Literal[">=", "<="] = ">=",
     grid: torch.Tensor | None = None, nan: NanPolicy = "skip",
 ) -> torch.Tensor:
-    """Success ratio at each tau of ``grid`` (default :data:`TAU_GRID`): fraction of samples with
+    r"""Success ratio at each tau of ``grid`` (default :data:`TAU_GRID`): fraction of samples with
     ``value >= tau`` (IoU) or ``value <= tau`` (pIA). NaN samples are skipped (``nan="fail"``: they
-    stay in the denominator and never succeed)."""
+    stay in the denominator and never succeed).
+
+    .. math:: s(\tau_k) = \frac{1}{N}\,\#\{i: v_i \ge \tau_k\} \;\; \text{or} \;\;
+              \frac{1}{N}\,\#\{i: v_i \le \tau_k\}
+    """
     v = _aggregated(values, "values", nan)
     tau = (TAU_GRID if grid is None else grid).to(device=v.device, dtype=torch.float64)
     if direction == ">=":
@@ -823,7 +539,9 @@ def auc_n(pias: torch.Tensor | np.ndarray | Sequence[float], grid: torch.Tensor 
 
 
 def harmonic_mean(a: float, b: float, zero_zero: float = 0.0) -> float:
-    """``2ab / (a + b)``, defined as ``zero_zero`` (0) when ``a + b == 0``. Both in [0, 1].
+    r"""``2ab / (a + b)``, defined as ``zero_zero`` (0) when ``a + b == 0``. Both in [0, 1].
+
+    .. math:: H(a, b) = \frac{2ab}{a + b}
 
     The paper code computes ``2ab / (a + b)`` as is, so H(0, 0) = 0/0 = NaN there; the
     compatibility mode passes ``zero_zero=nan``.

@@ -24,7 +24,7 @@ import torchaudio
 from torch import nn
 
 __all__ = [
-    "tile_to",
+    "crop_or_tile",
     "first_seconds",
     "centred_window",
     "ssl_align_window",
@@ -44,22 +44,34 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
-def tile_to(waveforms: torch.Tensor, n: int) -> torch.Tensor:
-    """Repeat each row of ``B × T`` until it has at least ``n`` samples, then keep the first ``n``.
+def crop_or_tile(waveforms: torch.Tensor, n: int, *, centre: bool = False) -> torch.Tensor:
+    r"""Exactly ``n`` samples of each row of ``B × T`` waveforms: a window of the clip, tiled if short.
 
-    Mirrors ``np.tile(audio, int(n / T) + 1)[:n]`` of the official loaders (a no-op when ``T >= n``).
+    The window starts at sample :math:`s = 0`, or with ``centre=True`` at
+    :math:`s = \max(\lfloor T/2 \rfloor - \lfloor n/2 \rfloor, 0)` (the clip's middle minus half
+    the window: the official loaders' "seek to duration/2 − n/2"). The output is samples
+    :math:`[s, s + n)` of the clip; when fewer than ``n`` samples remain after :math:`s`, the
+    remainder ``x[s:]`` is repeated end to end and cut at ``n``, as the official loaders'
+    ``np.tile(audio, int(n / T) + 1)[:n]`` (with ``centre=True`` this happens only when ``T < n``,
+    where :math:`s = 0`). Every audio window of the package (official, paper code, demo) reads the clip
+    through this function.
+
+    Raises:
+        ValueError: an empty waveform (nothing to tile).
     """
     t = waveforms.shape[-1]
     if t == 0:
-        raise ValueError("tile_to: empty waveform")
-    if t < n:
-        waveforms = waveforms.repeat(1, n // t + 1)
-    return waveforms[..., :n]
+        raise ValueError("crop_or_tile: empty waveform (0 samples); expected at least one sample to crop or tile")
+    start = max(t // 2 - n // 2, 0) if centre else 0
+    rest = waveforms[..., start:]
+    if rest.shape[-1] < n:
+        rest = rest.repeat(*([1] * (rest.ndim - 1)), n // rest.shape[-1] + 1)
+    return rest[..., :n]
 
 
 def first_seconds(waveforms: torch.Tensor, sr: int, seconds: float) -> torch.Tensor:
     """The first ``seconds`` of each clip, tiled if the clip is shorter (LVS, SSL-TIE, SSL-Align)."""
-    return tile_to(waveforms, int(round(sr * seconds)))
+    return crop_or_tile(waveforms, int(round(sr * seconds)))
 
 
 def centred_window(waveforms: torch.Tensor, sr: int, seconds: float = 3.0) -> torch.Tensor:
@@ -70,9 +82,7 @@ def centred_window(waveforms: torch.Tensor, sr: int, seconds: float = 3.0) -> to
     PyAV (same sample up to PyAV's rounding, which we cannot check without the decoder); short
     remainders are tiled.
     """
-    n = int(round(sr * seconds))
-    start = max(waveforms.shape[-1] // 2 - n // 2, 0)
-    return tile_to(waveforms[..., start:], n)
+    return crop_or_tile(waveforms, int(round(sr * seconds)), centre=True)
 
 
 def ssl_align_window(waveforms: torch.Tensor, sr: int = 16000) -> torch.Tensor:

@@ -7,6 +7,11 @@ matches it against the architecture **strictly** by default. Any mismatch raises
 :class:`CheckpointError` naming the model, the file, the missing / unexpected keys (first few and
 counts) and the shapes that differ.
 
+:func:`read_state_dict` is the package's one reader of weights files: models without an official
+layout (the demo models, plugins; ``vssl evaluate --checkpoint``) are read there too, and a file that
+is no checkpoint at all (empty, truncated, another format) raises :class:`UnreadableCheckpointError`
+naming the file.
+
 SSL-Align's official loader is non-strict (``strict=False`` on a DataParallel-wrapped LVS network,
 models.md §8.4). We keep that possible (it is its default here) but report every ignored key with a
 warning and refuse when the ignored fraction exceeds ``max_ignored_fraction``.
@@ -25,13 +30,31 @@ import torch
 
 from .registry import VSSLModel, create_model, file_sha256, get_config
 
-__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_checkpoint_into", "load", "apply_pretrained"]
+__all__ = [
+    "CheckpointError", "UnreadableCheckpointError", "LoadReport", "read_state_dict", "load_checkpoint_into", "load",
+    "apply_pretrained",
+]
 
 _FIRST = 5  # how many keys an error message lists
+
+PLAIN_TOP_LEVEL_KEYS = ("state_dict", "model", "model_state_dict")
+"""Where a model without an official layout (the demo models, plugins) may keep its state dict
+inside the file, tried in this order; else the file's mapping itself is the state dict."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that does not fit the model it was given to."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A file that is not a PyTorch checkpoint at all: empty, truncated, or not written by
+    ``torch.save``. ``reason`` is the message without the ``load(name): checkpoint path:`` prefix
+    (what the command line shows after the option and the file)."""
+
+    def __init__(self, name: str, path: Path, reason: str) -> None:
+        super().__init__(f"load({name!r}): checkpoint {path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 @dataclass
@@ -77,18 +100,27 @@ def _numpy_safe_globals() -> list[Any]:
 
 
 def _torch_load(path: Path, name: str, allow_numpy_scalars: bool) -> Any:
+    """``torch.load(weights_only=True)`` of ``path``, every failure as a :class:`CheckpointError`
+    naming the file: :class:`UnreadableCheckpointError` for a file that is no checkpoint (empty,
+    truncated, another format), a plain :class:`CheckpointError` for a checkpoint that holds Python
+    objects ``weights_only`` refuses to build."""
+    if path.stat().st_size == 0:
+        raise UnreadableCheckpointError(name, path, "the file is empty (0 bytes); expected a PyTorch checkpoint (torch.save)")
     try:
         if allow_numpy_scalars:
             with torch.serialization.safe_globals(_numpy_safe_globals()):
                 return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        unsafe = ""
+        names: list[str] = []
         try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-            unsafe = f" Python objects referenced: {_first(sorted(names))}."
-        except Exception:  # older formats: the torch message below still says what was refused
+            names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # not a zip checkpoint: the torch message below says what was refused, if anything
             pass
+        if not names and "Unsupported global" not in str(e):
+            # weights_only could not even parse it (a pickle of something else, random bytes)
+            raise UnreadableCheckpointError(name, path, _unreadable_reason(e)) from None
+        unsafe = f" Python objects referenced: {_first(names)}." if names else ""
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = (
             " If these are only NumPy scalars (training metadata such as best_cIoU), pass allow_numpy_scalars=True."
@@ -100,14 +132,34 @@ def _torch_load(path: Path, name: str, allow_numpy_scalars: bool) -> Any:
             f"tensors or plain containers, and weights_only=True loading never executes them.{unsafe} "
             f"torch said: {first_line}.{hint}"
         ) from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, text, another format: not a checkpoint
+        raise UnreadableCheckpointError(name, path, _unreadable_reason(e)) from None
+
+
+def _unreadable_reason(e: BaseException) -> str:
+    """Why torch cannot load a file: a truncated zip archive, or the error torch gave."""
+    first = (str(e).strip().splitlines() or [""])[0][:160]
+    why = "truncated or corrupted zip archive" if "zip archive" in str(e) else f"{type(e).__name__}: {first}"
+    return (f"cannot be read as a PyTorch checkpoint ({why}); expected a file written by torch.save "
+            "(the model's official .pth/.pt)")
 
 
 def read_state_dict(path: str | os.PathLike, name: str, *, allow_numpy_scalars: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read ``path`` in the official layout of model ``name``; returns (state dict, info).
+    """Read ``path`` in the layout of model ``name``; returns (state dict, info). The one reader of
+    weights files: every checkpoint (official, demo, plugin) is read here, with
+    ``torch.load(weights_only=True)`` so that a file cannot run code.
 
-    The state dict has the top-level key taken and a leading ``module.`` removed from every key
-    (LVS checkpoints require it, EZ-VSL's loader strips it, SSL-Align's adds it: after removal all
-    of them compare equal to the architecture's own names).
+    The state dict is the entry under the official layout's top-level key (models without an
+    official layout: the first of :data:`PLAIN_TOP_LEVEL_KEYS` that holds a mapping), or the file's
+    mapping itself when all its values are tensors (a bare state dict, e.g. re-saved by a user).
+    A leading ``module.`` is removed from every key (LVS checkpoints require it, EZ-VSL's loader
+    strips it, SSL-Align's adds it, DataParallel saves it: after removal all of them compare equal
+    to the architecture's own names).
+
+    Raises:
+        UnreadableCheckpointError: the file is empty, truncated or not a PyTorch checkpoint.
+        CheckpointError: no such file; Python objects that ``weights_only`` refuses; no state dict
+            where the layout puts it; non-tensor entries; keys that collide once ``module.`` is removed.
     """
     config = get_config(name)
     layout = config.checkpoint_layout
@@ -118,17 +170,22 @@ def read_state_dict(path: str | os.PathLike, name: str, *, allow_numpy_scalars: 
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"load({name!r}): checkpoint {path} holds a {type(obj).__name__}, expected a mapping")
     top = layout.get("top_level_key")
+    candidates = (top,) if top is not None else PLAIN_TOP_LEVEL_KEYS
+    top = next((k for k in candidates if isinstance(obj.get(k), Mapping)), top)
     info: dict[str, Any] = {"top_level_key": None, "extra_entries": []}
     if top is not None and top in obj:
         state = obj[top]
         info["top_level_key"] = top
         info["extra_entries"] = sorted(str(k) for k in obj if k != top)
-    elif obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = obj  # a bare state dict (e.g. re-saved by a user): accepted, the report says so
+    elif (obj or not layout) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        # a bare state dict (e.g. re-saved by a user): accepted, the report says so; empty only for a
+        # model without an official layout (a parameterless plugin), the key comparison judges it
+        state = obj
     else:
+        where = f"top-level key {top!r} (official layout: {layout.get('file_layout', '?')})" if layout else (
+            "state dict, neither bare nor under " + "/".join(repr(k) for k in PLAIN_TOP_LEVEL_KEYS))
         raise CheckpointError(
-            f"load({name!r}): checkpoint {path} has no top-level key {top!r} (official layout: "
-            f"{layout.get('file_layout', '?')}); its top-level entries are {_first(sorted(map(str, obj)))}"
+            f"load({name!r}): checkpoint {path} has no {where}; its top-level entries are {_first(sorted(map(str, obj)))}"
         )
     if not isinstance(state, Mapping):
         raise CheckpointError(f"load({name!r}): checkpoint {path}: entry {top!r} is a {type(state).__name__}, expected a state dict")

@@ -37,6 +37,7 @@ import torchaudio
 from torch import nn
 
 from ..threshold import ThresholdRule
+from .audio_frontends import crop_or_tile
 from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
 from .transforms import PILSquashResize
 
@@ -55,19 +56,6 @@ DEMO_PREPROCESSING = Preprocessing(
 )
 
 TRAINED_DEMOS = ("demo-ezvsl", "demo-lvs", "demo-negaware")
-
-
-def fit_audio_length(waveforms: torch.Tensor, n: int) -> torch.Tensor:
-    """The demo models' window: centre-crop or tile each waveform (``B × T``) to exactly ``n``
-    samples (the whole clip reaches the model; this is where it is cut)."""
-    t = waveforms.shape[-1]
-    if t == n:
-        return waveforms
-    if t > n:
-        s = (t - n) // 2
-        return waveforms[..., s : s + n]
-    reps = -(-n // t)
-    return waveforms.repeat(1, reps)[..., :n]
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -91,7 +79,9 @@ class LogMel(nn.Module):
         )
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        x = fit_audio_length(waveforms.float(), self.n_samples)
+        # the demo window: n samples centred on the clip, tiled if shorter (the whole clip reaches
+        # the model; this is where it is cut)
+        x = crop_or_tile(waveforms.float(), self.n_samples, centre=True)
         power = self.mel(x)
         db = 10 * torch.log10(power + 1e-10) if self.log else power
         # fixed affine so typical clips sit around 0 +- 1; BatchNorm handles the rest
