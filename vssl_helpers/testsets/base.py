@@ -128,8 +128,9 @@ class BaseTestSet:
     ``sample(j)``; it overrides what it can do faster (the package's sets all do).
     """
 
-    name: str = "testset"
-    sample_rate: int = 16_000
+    # annotations only (no class defaults): a dataclass subclass declares them as its own fields
+    name: str
+    sample_rate: int
 
     def __len__(self) -> int:
         return len(self.ids)  # type: ignore[attr-defined]
