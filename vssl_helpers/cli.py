@@ -354,7 +354,7 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _check_common(args: argparse.Namespace) -> None:
-    from .inputs import InputError, check_model_inputs, check_testset_inputs
+    from .inputs import InputError, check_device, check_model_inputs, check_testset_inputs
 
     try:  # the checks every front end shares live in vssl_helpers.inputs
         check_model_inputs(args.model, args.checkpoint)
@@ -367,15 +367,10 @@ def _check_common(args: argparse.Namespace) -> None:
             raise CliError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     if args.workers < 0:
         raise CliError(f"--workers: must be >= 0, got {args.workers}")
-    if args.device != "auto":
-        import torch
-
-        try:
-            dev = torch.device(args.device)
-        except RuntimeError:
-            raise CliError(f"--device: not a device: {args.device!r}") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise CliError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    try:
+        check_device(args.device, "--device")
+    except InputError as e:
+        raise CliError(str(e)) from None
     if getattr(args, "out", None) is not None:
         from .inputs import InputError, check_output_path
 

@@ -25,7 +25,8 @@ from typing import Any, Literal
 from .negatives import Manifest
 
 __all__ = [
-    "InputError", "build_model", "load_testset", "check_model_inputs", "check_testset_inputs", "check_output_path",
+    "InputError", "build_model", "load_testset", "check_model_inputs", "check_testset_inputs", "check_device",
+    "check_output_path",
     "read_threshold", "threshold_range_warning", "skipped_samples", "cli_spelling",
 ]
 
@@ -256,6 +257,25 @@ def check_testset_inputs(
     for label, value in (("annotations", annotations), ("manifest", manifest)):
         if value is not None and not Path(value).is_file():
             raise InputError(f"{label}: no such file: {value}")
+
+
+def check_device(device: str, option: str = "device") -> None:
+    """A device name torch knows (``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...), and CUDA only where
+    it is available.
+
+    Raises:
+        InputError: ``"<option>: not a device: ..."`` or ``"<option> cuda: CUDA is not available ..."``.
+    """
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"{option}: not a device: {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{option} {device}: CUDA is not available on this machine; use {option} cpu")
 
 
 def skipped_samples(testset: Any) -> list[dict[str, str]]:

@@ -173,12 +173,13 @@ class BookConfig:
         return Path(path)
 
     def validate(self) -> None:
-        """Cheap checks before any heavy work: folders and files exist, models are registered.
+        """Cheap checks before any heavy work (:mod:`vssl_helpers.inputs`, shared with the command line):
+        folders and files exist, models are registered, the device exists.
 
         Raises:
             BookConfigError: naming the configuration file, the field and the value.
         """
-        from ..inputs import InputError, check_model_inputs, check_testset_inputs
+        from ..inputs import InputError, check_device, check_model_inputs, check_testset_inputs
 
         where = self.source
         if not self.testsets:
@@ -187,6 +188,10 @@ class BookConfig:
             raise BookConfigError(f"{where}: models: give at least one model (name: {{checkpoint: path}})")
         # the checks themselves live in vssl_helpers.inputs (shared with the command line); here
         # their "field: ..." messages get the configuration's spelling ("testsets.vggss.data_root: ...")
+        try:
+            check_device(self.device)
+        except InputError as e:
+            raise BookConfigError(f"{where}: {e}") from None
         for t in self.testsets:
             try:
                 check_testset_inputs(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest)
