@@ -156,3 +156,26 @@ def test_cli_testset_choices_come_from_the_registry() -> None:
     out = subprocess.run([sys.executable, "-m", "vssl_helpers.cli", "evaluate", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "{synthetic,vggss,is3}" in out
+
+
+def test_input_checks_have_one_home_that_the_cli_and_the_book_spell_their_way(tmp_path: Path, capsys) -> None:
+    """inputs.check_testset_inputs says "<field>: ..."; the CLI prefixes "--", the book configuration
+    "testsets.<name>."; the same check answers all three."""
+    from vssl_helpers.cli import main as vssl
+    from vssl_helpers.inputs import InputError, check_device, check_testset_inputs
+    from vssl_helpers.report.runs import BookConfigError, book_config_from_dict
+
+    missing = tmp_path / "missing"
+    with pytest.raises(InputError, match=rf"^data_root: no such folder: {missing}$"):
+        check_testset_inputs("is3", data_root=missing)
+    assert vssl(["evaluate", "--model", "demo-random", "--testset", "is3", "--data-root", str(missing)]) == 2
+    assert f"vssl: error: --data-root: no such folder: {missing}" in capsys.readouterr().err
+    cfg = book_config_from_dict({"testsets": {"is3": {"data_root": str(missing)}}, "models": ["demo-random"]},
+                                source="cfg.yaml")
+    with pytest.raises(BookConfigError, match=rf"^cfg.yaml: testsets.is3.data_root: no such folder: {missing}$"):
+        cfg.validate()
+    with pytest.raises(InputError, match="^device: not a device: 'gpu0'$"):
+        check_device("gpu0")
+    with pytest.raises(BookConfigError, match="^cfg.yaml: device: not a device: 'gpu0'$"):
+        book_config_from_dict({"testsets": {"is3": {"data_root": str(tmp_path)}}, "models": ["demo-random"],
+                               "device": "gpu0"}, source="cfg.yaml").validate()
