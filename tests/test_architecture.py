@@ -204,3 +204,23 @@ def test_architecture_note_names_real_modules() -> None:
     assert not missing, f"ARCHITECTURE.md names modules that do not exist: {sorted(missing)}"
     for station in ("testsets", "models", "engine", "store", "metrics", "report", "pipeline", "cli"):
         assert station in text, station
+
+
+def test_one_command_line() -> None:
+    """`vssl` is the only command line: no other module of the package has a ``__main__`` entry
+    except the install-time kernel warm-up, and the Makefile's book target runs `vssl book`."""
+    mains = []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                mains.append(module_name(path, ROOT / PACKAGE, PACKAGE))
+    assert sorted(mains) == [f"{PACKAGE}.cli", f"{PACKAGE}.kernel_cache"], mains
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    book = makefile.split("\nbook:", 1)[1].split("\n\n", 1)[0]
+    assert "vssl_helpers.cli book" in book or "vssl book" in book, book
+    from vssl_helpers.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices
+    assert {"evaluate", "threshold", "table", "models", "train", "book", "manifest"} <= set(sub)
+    assert "--no-build" in sub["book"].format_help()
