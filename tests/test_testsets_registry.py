@@ -179,3 +179,12 @@ def test_input_checks_have_one_home_that_the_cli_and_the_book_spell_their_way(tm
     with pytest.raises(BookConfigError, match="^cfg.yaml: device: not a device: 'gpu0'$"):
         book_config_from_dict({"testsets": {"is3": {"data_root": str(tmp_path)}}, "models": ["demo-random"],
                                "device": "gpu0"}, source="cfg.yaml").validate()
+
+
+def test_submodules_are_not_shadowed_by_the_registered_names() -> None:
+    """``from vssl_helpers.testsets import synthetic`` is the module in a fresh process (where it
+    was not imported yet), not a registered factory of the same name."""
+    code = ("from vssl_helpers.testsets import synthetic, vggss, is3; "
+            "print(synthetic.GENERATOR_VERSION, vggss.__name__, is3.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["vssl_helpers.testsets.vggss", "vssl_helpers.testsets.is3"]

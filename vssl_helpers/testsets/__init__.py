@@ -19,6 +19,9 @@ from typing import Any
 from .base import BROAD_CATEGORIES, BaseTestSet, Sample, TestSet
 from .registry import TestSetError, create_testset, get_testset, list_testsets, register_testset
 
+# The factories are private names: a public ``synthetic`` here would shadow the submodule of that name
+# in ``from vssl_helpers.testsets import synthetic``.
+
 __all__ = [
     "BROAD_CATEGORIES", "Sample", "TestSet", "BaseTestSet", "TestSetError", "register_testset", "list_testsets",
     "get_testset", "create_testset", "SyntheticConfig", "SyntheticSet", "load_is3", "load_vggss",
@@ -26,7 +29,7 @@ __all__ = [
 
 
 @register_testset("synthetic")
-def synthetic(n_images: int | None = None, manifest: Any = None) -> TestSet:
+def _synthetic(n_images: int | None = None, manifest: Any = None) -> TestSet:
     """The embedded benchmark (:func:`vssl_helpers.testsets.synthetic.synthetic_testset`)."""
     from .synthetic import synthetic_testset
 
@@ -34,7 +37,7 @@ def synthetic(n_images: int | None = None, manifest: Any = None) -> TestSet:
 
 
 @register_testset("vggss")
-def vggss(data_root: str | Path, annotations: str | Path | None = None, on_missing: str = "raise") -> TestSet:
+def _vggss(data_root: str | Path, annotations: str | Path | None = None, on_missing: str = "raise") -> TestSet:
     """VGG-SS under ``data_root`` (annotations: the given file, else ``vggss.json`` in the folder,
     else the shipped copy)."""
     from .media import load_real_testset
@@ -44,7 +47,7 @@ def vggss(data_root: str | Path, annotations: str | Path | None = None, on_missi
 
 
 @register_testset("is3")
-def is3(data_root: str | Path, annotations: str | Path | None = None, on_missing: str = "raise") -> TestSet:
+def _is3(data_root: str | Path, annotations: str | Path | None = None, on_missing: str = "raise") -> TestSet:
     """IS3 under ``data_root`` (annotations: the given file, else ``synthetic3240_bbox.json`` in
     the folder, else the shipped copy)."""
     from .is3 import load_is3
