@@ -13,7 +13,7 @@ env:
 
 book:
 	@scripts/bootstrap.sh $(BOOK_APT)
-	@$(PY) -m vssl_helpers.pipeline book
+	@$(PY) -m vssl_helpers.cli book
 
 test:
 	@scripts/bootstrap.sh $(TEST_APT)

@@ -12,12 +12,12 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Quick build of the real book (tiny data, a few training steps): ``make book`` with --quick.
-BOOK_COMMAND = [sys.executable, "-m", "vssl_helpers.pipeline", "book", "--quick", "--no-progress"]
+BOOK_COMMAND = [sys.executable, "-m", "vssl_helpers.cli", "book", "--quick", "--no-progress"]
 
 
 @pytest.fixture(scope="session")
 def book_build() -> subprocess.CompletedProcess[str]:
-    """Run ``python -m vssl_helpers.pipeline book --quick --no-progress`` once per pytest run.
+    """Run ``python -m vssl_helpers.cli book --quick --no-progress`` (= ``vssl book``) once per pytest run.
 
     It rewrites ``book/generated/`` and ``_build/`` like ``make book`` (up-to-date notebooks are
     reused). tests/test_book_build.py checks its output; tests/test_site.py browses the site.

@@ -584,9 +584,10 @@ def test_book_config_file_with_bad_checkpoint_uses_the_same_convention(cache: Pa
     err = _err(capsys)
     assert err.startswith(f"vssl: error: {cfg}: models.ezvsl.checkpoint {bad}: cannot be read as a PyTorch checkpoint")
     assert no_notebooks == []
-    from vssl_helpers.pipeline import main as pipeline_main
+    # the library entry `vssl book` calls (python -m vssl_helpers.pipeline is no separate command line now)
+    from vssl_helpers.pipeline import run_book
 
-    assert pipeline_main(["book", "--config", str(cfg), "--quick", "--out", str(cache / "real")]) == 2
+    assert run_book(config=cfg, out=cache / "real", quick=True) == 2
     assert _err(capsys).startswith("vssl: error: ") and no_notebooks == []
 
 

@@ -1,6 +1,6 @@
 """The walking skeleton: notebook templates -> papermill -> Jupyter Book HTML, offline, no warnings.
 
-``test_pipeline_builds_book`` runs ``python -m vssl_helpers.pipeline book`` on the repository (it
+``test_pipeline_builds_book`` runs ``vssl book`` on the repository (it
 rewrites ``book/generated/`` and ``_build/``, like ``make book``; up-to-date notebooks are reused).
 ``test_widget_page_uses_vendored_manager`` builds a tiny book with one widget notebook in a
 temporary folder. Both take a few seconds plus the notebooks' run time.

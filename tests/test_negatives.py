@@ -75,7 +75,9 @@ def test_is3_offscreen_differs_from_both_sources(is3, shipped):
 
 def test_shipped_manifests_are_reproducible(shipped, capsys):
     # rebuilds both from the shipped metadata and compares content hashes with the shipped files
-    assert N.main(["build-shipped", "--check"]) == 0
+    from vssl_helpers.cli import main as vssl
+
+    assert vssl(["manifest", "build-shipped", "--check"]) == 0
     assert capsys.readouterr().out.count("identical") == 2
     for k in ("vggss", "is3"):
         N.verify_manifest(shipped[k])  # redraw from the file's own items and pool
@@ -343,10 +345,12 @@ def test_corrupted_files_are_detected(tmp_path, shipped):
 
 
 def test_cli_summary_and_verify(capsys, tmp_path):
-    assert N.main(["summary", "is3"]) == 0
+    from vssl_helpers.cli import main as vssl  # `vssl manifest` (was python -m vssl_helpers.negatives)
+
+    assert vssl(["manifest", "summary", "is3"]) == 0
     assert "6480 items x 10 seeds" in capsys.readouterr().out
     p = N.build_manifest(_toy({"music": 5, "animals": 5}), n_seeds=2).save(tmp_path / "toy.txt")
-    assert N.main(["verify", str(p)]) == 0
+    assert vssl(["manifest", "verify", str(p)]) == 0
     assert "ok:" in capsys.readouterr().out
 
 

@@ -9,6 +9,7 @@ Examples::
     vssl threshold --model demo-random --testset synthetic
     vssl table random.json ezvsl_vggss.json
     vssl train --model demo-ezvsl                 # retrain a demo model (resumable), compare with the shipped weights
+    vssl manifest verify my_negatives.txt         # check a negatives manifest (hash, draws)
     vssl book                                     # the book on the embedded default (= make book)
     vssl book --data-root vggss=/data/vggss --data-root is3=/data/is3 \\
         --checkpoint ezvsl=ezvsl_vggss.pth --checkpoint lvs=lvs_vggss.pth   # the real-data book
@@ -56,8 +57,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    "package.module:factory or an installed entry point (group vssl_companion.models)")
     g.add_argument("--checkpoint", type=Path, help="weights file (.pth/.pt state dict) for --model")
     g.add_argument("--model-seed", type=int, default=DEFAULTS.model_seed, help=f"seed of demo models (default {DEFAULTS.model_seed})")
-    g.add_argument("--testset", required=True, choices=["synthetic", "vggss", "is3"],
-                   help="synthetic: the embedded procedural benchmark (no data needed); vggss/is3: real media under --data-root")
+    g.add_argument("--testset", required=True, metavar="TESTSET",
+                   help=f"a registered test set ({', '.join(_testset_names())}) or your own: path/to/file.py:factory, "
+                   "package.module:factory or an installed entry point (group vssl_companion.testsets); synthetic: the "
+                   "embedded procedural benchmark (no data needed); vggss/is3: real media under --data-root")
     g.add_argument("--data-root", type=Path,
                    help="media folder (vggss: frames/ and audio/; is3: images/ and audio_wav/); required for vggss and is3")
     g.add_argument("--annotations", type=Path, help="annotation file (default: the shipped one, or <data-root>/vggss.json if present)")
@@ -93,6 +96,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="turn on one compatibility switch (repeatable): " + ", ".join(_compat_names()))
     # testing hook: sleep after each written shard so that a test can interrupt a run part way
     e.add_argument("--pause-after-shard", type=float, default=0.0, help=argparse.SUPPRESS)
+
+
+def _testset_names() -> list[str]:
+    from .testsets import list_testsets  # the registry only (the loaders are imported on use)
+
+    return list_testsets()
 
 
 def _compat_names() -> list[str]:
@@ -143,7 +152,57 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--out", type=Path, help="write the table (.csv, .md or .json)")
     _add_book_parser(sub)
     _add_train_parser(sub)
+    _add_manifest_parser(sub)
     return ap
+
+
+def _add_manifest_parser(sub: Any) -> None:
+    mf = sub.add_parser("manifest", help="negatives manifests: rebuild the shipped ones, verify or summarise a file",
+                        description="The extended test sets' negatives manifests (vssl_helpers.negatives).")
+    msub = mf.add_subparsers(dest="manifest_cmd", required=True, metavar="ACTION")
+    b = msub.add_parser("build-shipped", help="rebuild the shipped VGG-SS and IS3 manifests")
+    b.add_argument("--out", type=Path, default=Path(__file__).parent / "data", help="data folder to write into")
+    b.add_argument("--check", action="store_true", help="only compare with the shipped files; write nothing")
+    v = msub.add_parser("verify", help="load a manifest file (hash + validation) and redraw it")
+    v.add_argument("path", type=Path)
+    sm = msub.add_parser("summary", help="print a manifest's summary")
+    sm.add_argument("path", help="a file, or 'vggss' / 'is3' for a shipped manifest")
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    """`vssl manifest ...`: returns 0, or 1 when ``build-shipped --check`` finds a difference."""
+    from .negatives import SHIPPED, ManifestError, load_manifest, load_shipped_manifest, verify_manifest
+
+    if args.manifest_cmd == "build-shipped":
+        from .testsets.shipped import build_shipped_manifests
+
+        built = build_shipped_manifests(None if args.check else args.out)
+        status = 0
+        for name, m in built.items():
+            print(m.summary())
+            if args.check:
+                shipped = load_shipped_manifest(name)
+                same = shipped.sha256 == m.sha256
+                print(f"  shipped {shipped.sha256}: {'identical' if same else 'DIFFERENT'}")
+                status |= 0 if same else 1
+        return status
+    path = args.path
+    if args.manifest_cmd == "summary" and str(path) in SHIPPED:
+        print(load_shipped_manifest(str(path)).summary())
+        return 0
+    if not Path(path).is_file():
+        raise CliError(f"{args.manifest_cmd} {path}: no such file; expected a manifest file"
+                       + (" or 'vggss' / 'is3'" if args.manifest_cmd == "summary" else ""))
+    try:
+        m = load_manifest(path)
+        if args.manifest_cmd == "verify":
+            verify_manifest(m)
+    except ManifestError as e:
+        raise CliError(f"{args.manifest_cmd} {path}: {e}") from None
+    print(m.summary())
+    if args.manifest_cmd == "verify":
+        print("ok: hash, constraints and draws check out")
+    return 0
 
 
 def _add_train_parser(sub: Any) -> None:
@@ -296,8 +355,8 @@ def _book(args: argparse.Namespace) -> int:
             config_path = cfg.write(root / (args.out or REAL_OUT) / "book_config.json")
     except BookConfigError as e:
         raise CliError(str(e)) from None
-    return run_book(config=config_path, out=args.out, quick=args.quick, force=args.force, clean=args.clean,
-                    progress=args.progress)
+    return run_book(config=config_path, out=args.out, build=not args.no_build, quick=args.quick, force=args.force,
+                    clean=args.clean, progress=args.progress)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,6 +364,7 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _check_common(args: argparse.Namespace) -> None:
+    from .inputs import InputError, check_device, check_model_inputs, check_testset_inputs
     from .plugins import resolve_model
 
     # a plugin spec is loaded and registered here; from now on args.model is its registered name
@@ -313,35 +373,21 @@ def _check_common(args: argparse.Namespace) -> None:
         args.model = resolve_model(args.model)
     except ValueError as e:
         raise CliError(f"--model: {e}") from None
-    if args.seeds is not None and args.seeds < 1:
-        raise CliError(f"--seeds: must be >= 1, got {args.seeds}")
-    if args.n_images is not None and args.testset != "synthetic":
-        raise CliError(f"--n-images: only for --testset synthetic (the {args.testset} set is what its media folder holds)")
-    for name in ("batch_size", "shard_size", "n_images"):
+    try:  # the checks every front end shares live in vssl_helpers.inputs
+        check_model_inputs(args.model, args.checkpoint)
+        check_testset_inputs(args.testset, data_root=args.data_root, annotations=args.annotations,
+                             manifest=args.manifest, n_seeds=args.seeds, n_images=args.n_images)
+    except InputError as e:
+        raise CliError(_option_error(e)) from None
+    for name in ("batch_size", "shard_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CliError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     if args.workers < 0:
         raise CliError(f"--workers: must be >= 0, got {args.workers}")
-    if args.testset in ("vggss", "is3"):
-        if args.data_root is None:
-            raise CliError(f"--data-root: required for --testset {args.testset} (the folder with its media)")
-        if not args.data_root.is_dir():
-            raise CliError(f"--data-root: no such folder: {args.data_root}")
-    elif args.data_root is not None:
-        raise CliError("--data-root: not used with --testset synthetic (its data is generated)")
-    for name in ("checkpoint", "annotations", "manifest"):
-        v = getattr(args, name)
-        if v is not None and not v.is_file():
-            raise CliError(f"--{name}: no such file: {v}")
-    if args.device != "auto":
-        import torch
-
-        try:
-            dev = torch.device(args.device)
-        except RuntimeError:
-            raise CliError(f"--device: not a device: {args.device!r}") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise CliError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    try:
+        check_device(args.device, "--device")
+    except InputError as e:
+        raise CliError(str(e)) from None
     if getattr(args, "out", None) is not None:
         from .inputs import InputError, check_output_path
 
@@ -365,19 +411,26 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
     from .inputs import InputError, load_testset
     from .testsets.media import MediaError
 
-    # without a manifest the defaults apply; with one, the counts it fixes are taken from it
+    # without a manifest the defaults apply (the test set's own for its size); with one, the counts
+    # it fixes are taken from it
     seeds = args.seeds if args.seeds is not None or args.manifest is not None else DEFAULTS.n_seeds
-    n_images = args.n_images if args.n_images is not None or args.manifest is not None else DEFAULTS.n_images
     try:
         return load_testset(args.testset, data_root=args.data_root, annotations=args.annotations, manifest=args.manifest,
-                            n_seeds=seeds, n_images=n_images, on_missing=args.on_missing)
+                            n_seeds=seeds, n_images=args.n_images, on_missing=args.on_missing)
     except InputError as e:
-        field, sep, rest = str(e).partition(":")  # "data_root: ..." -> "--data-root: ..."
-        if field.startswith("manifest ") or " " in field:  # "manifest <file>: ..." names the file already
-            raise CliError(f"--{str(e)}") from None
-        raise CliError(f"--{field.replace('_', '-')}{sep}{rest}") from None
+        raise CliError(_option_error(e)) from None
     except MediaError as e:
         raise CliError(f"--data-root {args.data_root}: {cli_spelling(str(e))}") from None
+
+
+def _option_error(e: Exception) -> str:
+    """An :class:`~vssl_helpers.inputs.InputError` in the command line's spelling:
+    ``"data_root: ..."`` -> ``"--data-root: ..."``, ``"n_images: only for testset ..."`` -> ``"... --testset ..."``."""
+    text = cli_spelling(str(e))
+    field, sep, rest = text.partition(":")
+    if field.startswith("manifest ") or " " in field:  # "manifest <file>: ..." names the file already
+        return f"--{text}"
+    return f"--{field.replace('_', '-')}{sep}{rest}"
 
 
 def _threshold_arg(value: str | None) -> Any:
@@ -414,7 +467,9 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.manifest is not None:
         if args.seeds is None:
             print(f"--seeds {manifest.n_seeds}: fixed by the manifest {args.manifest}", file=sys.stderr)
-        if args.testset == "synthetic" and args.n_images is None:
+        from .testsets.registry import testset_options
+
+        if "n_images" in testset_options(args.testset) and args.n_images is None:
             print(f"--n-images {len(ds)}: fixed by the manifest {args.manifest}", file=sys.stderr)
     skipped = skipped_samples(ds)
     if skipped:
@@ -557,6 +612,8 @@ def _main(args: argparse.Namespace) -> int:
             return _book(args)
         if args.cmd == "train":
             return _train(args)
+        if args.cmd == "manifest":
+            return _manifest(args)
         if args.cmd == "models":
             from .models import get_config, list_models
             from .plugins import MODEL_GROUP, entry_point_names

@@ -249,65 +249,42 @@ def _encode_clips(encode: Callable[[torch.Tensor], torch.Tensor], clips: list[to
 
 
 def testset_fingerprint(testset: Any, image_size: int) -> str:
-    """What identifies a test set's data in a store key: the synthetic generator's cache key at the
-    model's image size, or a real set's name, resolved media folder and annotation source."""
-    from .testsets.synthetic import SyntheticSet
-
-    if isinstance(testset, SyntheticSet):
-        return f"synthetic:{testset.cache_key(int(image_size))}"
-    if getattr(testset, "media_root", None) is None:
-        raise ValueError(f"{getattr(testset, 'name', 'testset')}: loaded without a media root; pass media_root= to the loader")
-    return f"{testset.name}:{Path(testset.media_root).resolve()}:{testset.report.source}"
+    """What identifies a test set's data in a store key
+    (:meth:`~vssl_helpers.testsets.base.TestSet.fingerprint`: the synthetic generator's cache key at
+    the model's image size, or a real set's name, resolved media folder and annotation source)."""
+    return testset.fingerprint(int(image_size))
 
 
 class _MediaSource:
-    """Uniform access to a synthetic or real test set: model input image, whole audio clip, GT mask.
+    """A test set's media as the engine reads them: model input image, whole audio clip, GT mask.
 
     Images go through the model's own transform (``preprocessing.image_transform``) applied to the
-    decoded original image, giving float32 ``3 × S × S`` in [0, 1]. Real sets are decoded from their
-    files on every access (in DataLoader workers); synthetic sets are read from their cached arrays,
-    rendered at the model's size, where every transform is the identity. Audio is the whole clip at
-    the model's rate (the model's front end chooses its window); ``n_audio`` is the model's clip
-    length, at which noise and silence are drawn.
+    decoded original image (:meth:`~vssl_helpers.testsets.base.TestSet.decoded_image`), giving
+    float32 ``3 × S × S`` in [0, 1]. Real sets decode their files on every access (in DataLoader
+    workers); the synthetic set reads its cached arrays, rendered at the model's size, where every
+    transform is the identity. Audio is the whole clip at the model's rate (the model's front end
+    chooses its window); ``n_audio`` is the model's clip length, at which noise and silence are drawn.
+    Any :class:`~vssl_helpers.testsets.base.TestSet` works; nothing here depends on its class.
     """
 
     def __init__(self, testset: Any, preprocessing: Preprocessing, progress: bool = False) -> None:
-        from .testsets.media import RealTestSet
-        from .testsets.synthetic import SyntheticSet
-
         pre = preprocessing
         self.image_size = int(pre.image_size)
         self.transform = pre.image_transform
         self.n_audio = int(round(pre.sample_rate * pre.audio_seconds))
-        sample_rate = pre.sample_rate
-        if isinstance(testset, SyntheticSet):
-            if testset.config.sample_rate != sample_rate:
-                raise ValueError(
-                    f"synthetic set at {testset.config.sample_rate} Hz but the model expects {sample_rate} Hz"
-                )
-            arr = testset.arrays(image_size=self.image_size, progress=progress)
-            self.kind = "synthetic"
-            self.ids = [str(x) for x in arr["ids"]]
-            self._images, self._audio, self.masks = arr["images"], arr["audio"], arr["masks"]
-            self.fingerprint = testset_fingerprint(testset, self.image_size)
-            self._set = None
-        elif isinstance(testset, RealTestSet):
-            if testset.media_root is None:
-                raise ValueError(f"{testset.name}: loaded without a media root; pass media_root= to the loader")
-            if testset.target_sr != sample_rate:
-                raise ValueError(f"{testset.name}: audio delivered at {testset.target_sr} Hz, model expects {sample_rate} Hz")
-            self.kind = "real"
-            self.ids = testset.ids
-            self.masks = testset.gt_masks
-            self.fingerprint = testset_fingerprint(testset, self.image_size)
-            self._set = testset
-        else:
-            raise TypeError(f"testset: expected a SyntheticSet or RealTestSet, got {type(testset).__name__}")
+        name = getattr(testset, "name", type(testset).__name__)
+        if int(testset.sample_rate) != int(pre.sample_rate):
+            raise ValueError(f"{name}: audio delivered at {testset.sample_rate} Hz, model expects {pre.sample_rate} Hz")
+        testset.prepare(self.image_size, progress=progress)  # e.g. generate the synthetic arrays once
+        self.ids = [str(x) for x in testset.ids]
+        self.masks = testset.masks(self.image_size)
+        self.fingerprint = testset_fingerprint(testset, self.image_size)
+        self._set = testset
         self.index = {sid: j for j, sid in enumerate(self.ids)}
 
     def decoded_image(self, j: int) -> np.ndarray:
         """Row ``j``'s image as decoded (uint8 ``H × W × 3``; synthetic: at the model's size)."""
-        return self._images[j] if self._set is None else self._set.load_image(j)
+        return self._set.decoded_image(j, self.image_size)
 
     def image(self, j: int) -> torch.Tensor:
         """Row ``j``'s network input image: float32 ``3 × S × S`` in [0, 1] (before normalisation)."""
@@ -315,8 +292,7 @@ class _MediaSource:
 
     def audio(self, j: int) -> np.ndarray:
         """Row ``j``'s whole clip, float32 mono at the model's rate."""
-        wave = self._audio[j] if self._set is None else self._set.load_audio(j)
-        return np.ascontiguousarray(wave, dtype=np.float32)
+        return np.ascontiguousarray(self._set.whole_audio(j), dtype=np.float32)
 
 
 class _AudioDataset(torch.utils.data.Dataset):
@@ -549,9 +525,9 @@ def _evaluate(
     store and every metric is computed: the threshold (``None``: the model's rule on these maxima),
     the pooled Table I row and one row per seed.
 
-    ``testset``: a :class:`~vssl_helpers.testsets.synthetic.SyntheticSet` or a
-    :class:`~vssl_helpers.testsets.media.RealTestSet` loaded with a media root; ``manifest``: the
-    negatives; its items must be samples of ``testset``, its pool clips too.
+    ``testset``: a :class:`~vssl_helpers.testsets.base.TestSet` (the synthetic set, a real set loaded
+    with a media root, or a plugin's); ``manifest``: the negatives; its items must be samples of
+    ``testset``, its pool clips too. The options are documented on :class:`EvalOptions`.
     """
     from .progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
 

@@ -26,15 +26,11 @@ from .defaults import DEFAULTS
 from .negatives import Manifest
 
 __all__ = [
-    "TESTSETS", "InputError", "build_model", "load_testset", "check_output_path", "read_threshold",
-    "threshold_range_warning", "skipped_samples", "cli_spelling",
+    "InputError", "build_model", "load_testset", "check_model_inputs", "check_testset_inputs", "check_device",
+    "check_output_path",
+    "read_threshold", "threshold_range_warning", "skipped_samples", "cli_spelling",
 ]
 
-TESTSETS: tuple[str, ...] = ("synthetic", "vggss", "is3")
-"""Test-set names a run accepts: the embedded procedural benchmark and the two real sets."""
-
-#: Annotation file looked for inside a real set's media folder when none is given.
-_DEFAULT_ANNOTATIONS = {"vggss": "vggss.json", "is3": "synthetic3240_bbox.json"}
 
 
 class InputError(ValueError):
@@ -179,16 +175,17 @@ def load_testset(
     annotations: str | Path | None = None,
     manifest: str | Path | None = None,
     n_seeds: int | None = DEFAULTS.n_seeds,
-    n_images: int | None = DEFAULTS.n_images,
+    n_images: int | None = None,
     on_missing: Literal["raise", "skip"] = "raise",
 ) -> tuple[Any, Manifest]:
-    """A test set and its negatives manifest.
+    """A registered test set (:func:`vssl_helpers.testsets.create_testset`) and its negatives manifest.
 
-    ``"synthetic"``: the embedded VGG-SS-like set of ``n_images`` images (no data root). ``"vggss"``
-    / ``"is3"``: the real set with media under ``data_root`` (annotations: ``annotations``, else the
-    official file inside ``data_root`` if present, else the shipped copy). The manifest is
-    ``manifest`` if given, else the shipped one when it covers exactly these samples with
-    ``n_seeds`` seeds, else one drawn from the samples (a media subset, another seed count).
+    ``"synthetic"``: the embedded VGG-SS-like set of ``n_images`` images (default 500; no data
+    root). ``"vggss"`` / ``"is3"``: the real set with media under ``data_root`` (annotations:
+    ``annotations``, else the official file inside ``data_root`` if present, else the shipped copy).
+    The manifest is ``manifest`` if given, else the set's default
+    (:meth:`~vssl_helpers.testsets.base.TestSet.default_manifest`: for the real sets the shipped one
+    when it covers exactly these samples with ``n_seeds`` seeds, else one drawn from the samples).
 
     A given ``manifest`` file is verified before use: its content hash and structure
     (:func:`~vssl_helpers.negatives.load_manifest`) and its consistency with the test set
@@ -201,21 +198,13 @@ def load_testset(
             corrupted, does not belong to the set or disagrees with ``n_seeds``/``n_images``.
         MediaError: (from the loaders) missing or unreadable media with ``on_missing="raise"``.
     """
-    from .negatives import (
-        ManifestError,
-        check_manifest_for_testset,
-        load_manifest,
-        load_shipped_manifest,
-        manifest_for_samples,
-    )
+    from .negatives import ManifestError, check_manifest_for_testset, load_manifest
+    from .testsets import TestSetError, create_testset
 
-    if name not in TESTSETS:
-        raise InputError(f"testset: unknown test set {name!r}; expected one of {', '.join(TESTSETS)}")
-    if n_seeds is not None and n_seeds < 1:
-        raise InputError(f"seeds: must be >= 1, got {n_seeds}")
-    for label, value in (("annotations", annotations), ("manifest", manifest)):
-        if value is not None and not Path(value).is_file():
-            raise InputError(f"{label}: no such file: {value}")
+    name = testset_name(name)
+
+    check_testset_inputs(name, data_root=data_root, annotations=annotations, manifest=manifest, n_seeds=n_seeds,
+                         n_images=n_images)
     user_manifest = None
     if manifest is not None:
         try:
@@ -228,63 +217,110 @@ def load_testset(
                 f"leave the seed count out (it is taken from the manifest) or give {user_manifest.n_seeds}"
             )
     n_seeds = user_manifest.n_seeds if user_manifest is not None else (DEFAULTS.n_seeds if n_seeds is None else n_seeds)
-    if name == "synthetic":
-        if data_root is not None:
-            raise InputError("data_root: not used with the synthetic test set (its data is generated)")
-        from .embedded import synthetic_manifest
-        from .testsets.synthetic import SyntheticConfig, SyntheticSet
-
-        if user_manifest is not None:
-            fixed = len({it.image_id or it.id for it in user_manifest.items})
-            if n_images is not None and n_images != fixed:
-                raise InputError(
-                    f"n_images: {n_images} given, but the manifest {manifest} covers {fixed} images; leave the "
-                    f"image count out (it is taken from the manifest) or give {fixed}"
-                )
-            n_images = fixed
-        ds = SyntheticSet(SyntheticConfig(split="test", n_images=DEFAULTS.n_images if n_images is None else n_images, sources=1, seed=0))
-    else:
-        if data_root is None:
-            raise InputError(f"data_root: required for the {name} test set (the folder with its media)")
-        root = Path(data_root)
-        if not root.is_dir():
-            raise InputError(f"data_root: no such folder: {root}")
-        if annotations is None and (root / _DEFAULT_ANNOTATIONS[name]).is_file():
-            annotations = root / _DEFAULT_ANNOTATIONS[name]
-        if name == "vggss":
-            from .testsets.vggss import load_vggss
-
-            ds = load_vggss(annotations, media_root=root, on_missing=on_missing)
-        else:
-            from .testsets.is3 import load_is3
-
-            ds = load_is3(annotations, media_root=root, on_missing=on_missing)
-        if len(ds) == 0:
-            raise InputError(f"data_root: no sample of the {name} test set is left under {root}; is it the media folder of another set?")
+    try:
+        ds = create_testset(name, data_root=data_root, annotations=annotations, n_images=n_images,
+                            hints={"manifest": user_manifest, "on_missing": on_missing})
+    except TestSetError as e:
+        raise InputError(str(e)) from None
     if user_manifest is not None:
         try:
             check_manifest_for_testset(user_manifest, ds, where=f"manifest {manifest}")
         except ManifestError as e:
             raise InputError(str(e) if str(e).startswith("manifest") else f"manifest: {e}") from None
         return ds, user_manifest
-    if name == "synthetic":
-        return ds, synthetic_manifest(ds, n_seeds=n_seeds)
-    shipped = load_shipped_manifest(name)
-    if shipped.ids == sorted(ds.ids) and shipped.n_seeds == n_seeds:
-        return ds, shipped
-    return ds, manifest_for_samples(ds.samples, name=f"{name}-derived", n_seeds=n_seeds)
+    return ds, ds.default_manifest(n_seeds)
+
+
+def check_model_inputs(name: str, checkpoint: str | Path | None = None) -> None:
+    """Cheap checks of a model choice before anything is built: ``name`` is registered and a given
+    ``checkpoint`` file exists.
+
+    Raises:
+        InputError: ``"model: unknown model ..."`` or ``"checkpoint: no such file: ..."``.
+    """
+    from .models import get_config
+
+    try:
+        get_config(name)
+    except ValueError as e:
+        raise InputError(f"model: {e}") from None
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise InputError(f"checkpoint: no such file: {checkpoint}")
+
+
+def testset_name(spec: str) -> str:
+    """The registry name of a test set given by name or plugin spec (a plugin is loaded and
+    registered on first use; :func:`vssl_helpers.plugins.resolve_testset_name`).
+
+    Raises:
+        InputError: ``"testset: ..."`` naming the spec and what was expected.
+    """
+    from .plugins import resolve_testset_name
+
+    try:
+        return resolve_testset_name(spec)
+    except ValueError as e:  # PluginError
+        raise InputError(f"testset: {e}") from None
+
+
+def check_testset_inputs(
+    name: str,
+    *,
+    data_root: str | Path | None = None,
+    annotations: str | Path | None = None,
+    manifest: str | Path | None = None,
+    n_seeds: int | None = None,
+    n_images: int | None = None,
+) -> None:
+    """Cheap checks of a test-set choice before anything is loaded, the one home of these checks
+    (the command line and the book configuration call it): the set is registered, it takes the
+    options given (a data root only for sets read from a folder, an image count only for generated
+    sets) and has the ones it needs, the folder and files exist, counts are at least 1.
+
+    Raises:
+        InputError: the message starts with the option at fault (``data_root: no such folder: ...``).
+    """
+    from .testsets import TestSetError
+    from .testsets.registry import check_options
+
+    name = testset_name(name)
+    try:
+        check_options(name, {"data_root": data_root, "annotations": annotations, "n_images": n_images})
+    except TestSetError as e:
+        raise InputError(str(e)) from None
+    for label, count in (("seeds", n_seeds), ("n_images", n_images)):
+        if count is not None and count < 1:
+            raise InputError(f"{label}: must be >= 1, got {count}")
+    if data_root is not None and not Path(data_root).is_dir():
+        raise InputError(f"data_root: no such folder: {data_root}")
+    for label, value in (("annotations", annotations), ("manifest", manifest)):
+        if value is not None and not Path(value).is_file():
+            raise InputError(f"{label}: no such file: {value}")
+
+
+def check_device(device: str, option: str = "device") -> None:
+    """A device name torch knows (``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...), and CUDA only where
+    it is available.
+
+    Raises:
+        InputError: ``"<option>: not a device: ..."`` or ``"<option> cuda: CUDA is not available ..."``.
+    """
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"{option}: not a device: {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{option} {device}: CUDA is not available on this machine; use {option} cpu")
 
 
 def skipped_samples(testset: Any) -> list[dict[str, str]]:
-    """Samples a real set's loader dropped for missing or unreadable media (``on_missing="skip"``):
+    """Samples a test set's loader dropped for missing or unreadable media (``on_missing="skip"``):
     ``[{"id": ..., "reason": ...}]`` in id order (empty for synthetic sets and complete media)."""
-    report = getattr(testset, "report", None)
-    if report is None:
-        return []
-    ids = report.ids.get("skipped_media", [])
-    check = getattr(testset, "media_check", None)
-    problems = check.problems if check is not None else {}
-    return [{"id": i, "reason": "; ".join(problems.get(i, ["missing or unreadable media"]))} for i in sorted(ids)]
+    return testset.skipped_samples()
 
 
 def check_output_path(path: str | Path, option: str = "--out") -> Path:
@@ -392,6 +428,7 @@ def threshold_range_warning(value: float, map_range: tuple[float, float], model:
 
 
 _CLI_SPELLING = {
+    "only for testset ": "only for --testset ",
     "on_missing='skip'": "--on-missing skip",
     "on_missing=\"skip\"": "--on-missing skip",
 }

@@ -50,12 +50,10 @@ inputs in any order give the same file.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
 import lzma
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -69,7 +67,10 @@ from .categories import BROAD_CATEGORIES, category_order, check_category
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .testsets.base import Sample
+# A test-set sample as this module reads it (``id``, ``category``, ``meta``, ``audio``, ``sample_rate``:
+# the fields of :class:`vssl_helpers.testsets.base.Sample`). Not imported from the test sets: the
+# manifest depends on the TestSet protocol's items only, never on the loaders (no import cycle).
+Sample = Any
 
 __all__ = [
     "NEGATIVE_TYPES",
@@ -103,8 +104,6 @@ __all__ = [
     "load_shipped_manifest",
     "verify_manifest",
     "check_manifest_for_testset",
-    "build_shipped_manifests",
-    "main",
 ]
 
 NEGATIVE_TYPES: tuple[str, ...] = ("silence", "noise", "offscreen")
@@ -725,7 +724,6 @@ def manifest_for_samples(
     """:func:`build_manifest` for a list of :class:`~vssl_helpers.testsets.base.Sample` records.
 
     The pool is the samples' own audio unless ``pool_samples`` is given (e.g. a separate clip bank).
-    Works for real sets (``RealTestSet``) and synthetic sets alike.
     """
     items = items_from_samples(samples)
     pool = None if pool_samples is None else pool_from_samples(pool_samples)
@@ -856,11 +854,13 @@ def verify_manifest(manifest: Manifest) -> None:
         )
 
 
-def check_manifest_for_testset(manifest: Manifest, samples: Iterable["Sample"], where: str = "manifest") -> None:
+def check_manifest_for_testset(manifest: Manifest, testset: Any, where: str = "manifest") -> None:
     """Check that a (user-supplied) manifest belongs to a test set before any map is computed.
 
     :func:`load_manifest` already checked the file (content hash, structure, every draw against the
-    manifest's own records). This checks the records against the test set ``samples``:
+    manifest's own records). This checks the records against the test set's items (``testset``: a
+    :class:`~vssl_helpers.testsets.base.TestSet`, whose ``manifest_items()`` are read, or a list of
+    :class:`NegativeItem`):
 
     * every item and every off-screen pool clip is a sample of the set (the engine reads the pool's
       audio from the set);
@@ -874,7 +874,8 @@ def check_manifest_for_testset(manifest: Manifest, samples: Iterable["Sample"], 
     Raises:
         ManifestError: naming ``where``, the count of offending records and the first few.
     """
-    truth = {it.id: it for it in items_from_samples(samples)}
+    items = testset if isinstance(testset, (list, tuple)) else testset.manifest_items()
+    truth = {it.id: it for it in items}
 
     def fail(what: str, bad: Sequence[str], expected: str) -> None:
         raise ManifestError(
@@ -906,77 +907,3 @@ def check_manifest_for_testset(manifest: Manifest, samples: Iterable["Sample"], 
     if bad:
         fail("items have an off-screen clip of a category that sounds or shows in their own image", bad,
              "expected off-screen categories outside each sample's categories")
-
-
-# --------------------------------------------------------------------------------------------------
-# Shipped manifests
-
-
-def _shipped_sources() -> dict[str, dict[str, str]]:
-    from .categories import mapping_sha256
-    from .testsets.is3 import IS3_BLOB_SHA1, IS3_UPSTREAM
-    from .testsets.vggss import VGGSS_BLOB_SHA1, VGGSS_UPSTREAM
-
-    cats = mapping_sha256()
-    return {
-        "vggss": {"annotations": VGGSS_UPSTREAM, "git_blob_sha1": VGGSS_BLOB_SHA1, "categories_sha256": cats},
-        "is3": {"annotations": IS3_UPSTREAM, "git_blob_sha1": IS3_BLOB_SHA1, "categories_sha256": cats},
-    }
-
-
-def build_shipped_manifests(out_dir: str | Path | None = None) -> dict[str, Manifest]:
-    """Build the VGG-SS and IS3 manifests from the shipped metadata (optionally write them).
-
-    Seed :data:`DEFAULT_MANIFEST_SEED`, :data:`DEFAULT_N_SEEDS` seeds, rule :data:`DEFAULT_DRAW_RULE`,
-    pool = the test set's own clips. ``out_dir`` (e.g. ``vssl_helpers/data``) receives the files at
-    their :data:`SHIPPED` paths.
-    """
-    from .testsets.is3 import load_is3
-    from .testsets.vggss import load_vggss
-
-    sources = _shipped_sources()
-    out: dict[str, Manifest] = {}
-    for name, loader in (("vggss", load_vggss), ("is3", load_is3)):
-        ds = loader()
-        out[name] = build_manifest(items_from_samples(ds.samples), name=name, source=sources[name])
-        if out_dir is not None:
-            out[name].save(Path(out_dir) / SHIPPED[name])
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m vssl_helpers.negatives {build-shipped,verify,summary} ...``."""
-    ap = argparse.ArgumentParser(prog="python -m vssl_helpers.negatives", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build-shipped", help="rebuild the shipped VGG-SS and IS3 manifests")
-    b.add_argument("--out", default=str(Path(__file__).parent / "data"), help="data folder to write into")
-    b.add_argument("--check", action="store_true", help="only compare with the shipped files; write nothing")
-    v = sub.add_parser("verify", help="load a manifest file (hash + validation) and redraw it")
-    v.add_argument("path")
-    s = sub.add_parser("summary", help="print a manifest's summary")
-    s.add_argument("path", help="a file, or 'vggss' / 'is3' for a shipped manifest")
-    args = ap.parse_args(argv)
-    if args.cmd == "build-shipped":
-        built = build_shipped_manifests(None if args.check else args.out)
-        status = 0
-        for name, m in built.items():
-            print(m.summary())
-            if args.check:
-                shipped = load_shipped_manifest(name)
-                same = shipped.sha256 == m.sha256
-                print(f"  shipped {shipped.sha256}: {'identical' if same else 'DIFFERENT'}")
-                status |= 0 if same else 1
-        return status
-    if args.cmd == "verify":
-        m = load_manifest(args.path)
-        verify_manifest(m)
-        print(m.summary())
-        print("ok: hash, constraints and draws check out")
-        return 0
-    m = load_shipped_manifest(args.path) if args.path in SHIPPED else load_manifest(args.path)
-    print(m.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,14 +1,15 @@
 """Notebook pipeline: execute the parameterized notebook templates with papermill, build the book.
 
-Usage (from the repository root, with the project's virtual environment)::
+Run through the one command line, ``vssl book`` (:mod:`vssl_helpers.cli`; from the repository root,
+with the project's virtual environment)::
 
-    python -m vssl_helpers.pipeline book [--out book/generated] [--quick] [--force]
-    python -m vssl_helpers.pipeline execute [--out DIR] [--quick] [--force]
-    python -m vssl_helpers.pipeline book --config real.yaml     # the real-data book (= vssl book)
+    vssl book [--out book/generated] [--quick] [--force]
+    vssl book --no-build [--out DIR] [--quick] [--force]    # only execute the notebooks
+    vssl book --config real.yaml                            # the real-data book
 
-``book`` executes every template listed in :data:`NOTEBOOKS` into ``book/generated/`` and then builds
+``vssl book`` executes every template listed in :data:`NOTEBOOKS` into ``book/generated/`` and then builds
 the Jupyter Book (``_config.yml``/``_toc.yml`` at the repository root) with warnings as errors;
-``execute`` only executes. With ``--config`` (a :class:`~vssl_helpers.report.runs.BookConfig` file:
+``--no-build`` only executes. With ``--config`` (a :class:`~vssl_helpers.report.runs.BookConfig` file:
 real media folders and checkpoints) the chapters run on the real test sets, once per configured model,
 into ``book/real/``, with a table of contents written there (``book/real/_toc.yml``) and the site built
 into ``_build/real/_build/html``. Before its first notebook, a real-data book is checked as a whole
@@ -652,7 +653,7 @@ def build_book(
 
 
 def add_book_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of a book run (shared by ``python -m vssl_helpers.pipeline`` and ``vssl book``)."""
+    """The options of a book run that ``vssl book`` passes to :func:`run_book`."""
     parser.add_argument(
         "--out",
         type=Path,
@@ -663,6 +664,7 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="use each notebook's quick (small, fast) parameters")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks even when up to date")
     parser.add_argument("--clean", action="store_true", help="remove the build folder before building the book")
+    parser.add_argument("--no-build", action="store_true", help="only execute the notebooks; do not build the site")
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -670,17 +672,6 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         help="progress bars: --no-progress silences every bar (papermill's, the prepare steps' training and "
         "map bars, the notebooks'); default: live bars on a terminal, a few lines per loop in a log",
     )
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m vssl_helpers.pipeline", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("command", choices=["book", "execute"], help="book: execute + build; execute: only execute")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="real-data book configuration (YAML/JSON: testsets, models, seeds; see vssl book --help)")
-    add_book_arguments(parser)
-    return parser
 
 
 def run_book(
@@ -748,14 +739,3 @@ def _run_book(
     if build:
         print(index)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    return run_book(config=args.config, out=args.out, build=args.command == "book", quick=args.quick,
-                    force=args.force, clean=args.clean, progress=args.progress)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,8 +26,12 @@ built, so keep it cheap (or cache inside your module). A function already decora
 :func:`~vssl_helpers.models.registry.register_model` also works as a spec: importing its module
 registered it, and the spec resolves to that name.
 
-**Test-set contract.** ``factory()`` returns a test-set object; :func:`_check_testset` is the one place
-that says what such an object must provide (today: ``__len__``, ``__getitem__`` and ``ids``).
+**Test-set contract.** ``factory(**options)`` returns an object satisfying the
+:class:`~vssl_helpers.testsets.base.TestSet` protocol (``name``, ``ids``, ``sample_rate`` and
+``sample(j)``; inherit :class:`~vssl_helpers.testsets.base.BaseTestSet` for the rest).
+:func:`resolve_testset_name` registers the factory in the test-set registry under the spec, so
+``vssl evaluate --testset path/to/sets.py:factory`` and the book configuration use it like ``synthetic``;
+options the factory declares (``data_root``, ``n_images``, ...) are passed as for the package's sets.
 
 Every problem raises :class:`PluginError` (a ``ValueError``) whose message names the spec and what was
 expected: a malformed spec, a module or file that does not exist or raises on import, a missing or
@@ -70,6 +74,7 @@ __all__ = [
     "is_spec",
     "resolve_model",
     "resolve_testset",
+    "resolve_testset_name",
     "model_plugin",
     "plugin_record",
     "plugin_weights_id",
@@ -117,7 +122,8 @@ class PluginInfo:
 _MODEL_SPECS: dict[str, str] = {}
 _MODEL_PLUGINS: dict[str, PluginInfo] = {}
 # spec key -> (test-set object, info): a test set may be expensive to build, so it is built once
-_TESTSETS: dict[str, tuple[Any, PluginInfo]] = {}
+_TESTSET_PLUGINS: dict[str, PluginInfo] = {}
+_TESTSETS: dict[str, Any] = {}
 # resolved file path -> module, so a file is executed once per process
 _FILE_MODULES: dict[str, Any] = {}
 
@@ -219,34 +225,59 @@ def plugin_weights_id(name: str, weights: str | None, model: Any) -> str | None:
     return f"plugin:{(info.sha256 or 'nofile')[:16]}+{weights}"
 
 
-def resolve_testset(spec: str) -> Any:
-    """The test-set object of plugin ``spec`` (module, file or entry point), built once per process.
+def resolve_testset_name(spec: str) -> str:
+    """The registry name of test set ``spec``: a registered name stays itself; a plugin (module, file
+    or entry point) is loaded once and its factory registered under the spec (a file path made
+    absolute), which is returned. Build it with :func:`vssl_helpers.testsets.create_testset`.
 
     Raises:
         PluginError: naming ``spec`` and what was expected (see the module docstring).
     """
+    from .testsets import list_testsets
+    from .testsets.registry import register_plugin_testset
+
     if not isinstance(spec, str) or not spec.strip():
-        raise PluginError(f"test-set spec {spec!r}: expected {_FORMS}")
+        raise PluginError(f"test-set spec {spec!r}: expected a registered test set or {_FORMS}")
     spec = spec.strip()
+    if spec in list_testsets():
+        return spec
     key = _spec_key(spec)
-    if key in _TESTSETS:
-        return _TESTSETS[key][0]
+    if key in _TESTSET_PLUGINS:
+        return key
     if not is_spec(spec) and spec not in entry_point_names(TESTSET_GROUP):
         raise PluginError(
-            f"unknown test set {spec!r}: no installed entry point of that name ({TESTSET_GROUP}: "
-            f"{', '.join(entry_point_names(TESTSET_GROUP)) or 'none'}); give a plugin as {_FORMS}"
+            f"unknown test set {spec!r}: neither registered ({', '.join(list_testsets())}) nor an installed entry "
+            f"point ({TESTSET_GROUP}: {', '.join(entry_point_names(TESTSET_GROUP)) or 'none'}); give a plugin as {_FORMS}"
         )
     factory, info = _load_factory(spec, TESTSET_GROUP, "test set")
-    obj = _call(factory, spec, "test set")
-    _check_testset(obj, spec)
-    _TESTSETS[key] = (obj, info)
-    return obj
+    register_plugin_testset(key, _checked_testset_factory(factory, spec))
+    _TESTSET_PLUGINS[key] = info
+    return key
+
+
+def resolve_testset(spec: str) -> Any:
+    """The test set of ``spec`` (registered name or plugin) built with its factory's defaults, once
+    per process.
+
+    Raises:
+        PluginError: naming ``spec`` and what was expected (see the module docstring).
+    """
+    from .testsets import create_testset
+
+    key = resolve_testset_name(spec)
+    if key not in _TESTSETS:
+        try:
+            _TESTSETS[key] = create_testset(key)
+        except PluginError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a registered set's own failure, named
+            raise PluginError(f"test-set spec {spec!r}: could not be built: {type(e).__name__}: {e}") from None
+    return _TESTSETS[key]
 
 
 def plugin_testset_info(spec: str) -> PluginInfo | None:
     """The provenance of test-set plugin ``spec`` once resolved, else None."""
-    hit = _TESTSETS.get(_spec_key(spec))
-    return None if hit is None else hit[1]
+    return _TESTSET_PLUGINS.get(_spec_key(spec.strip()) if isinstance(spec, str) else spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,13 +301,31 @@ def _check_model(obj: Any, spec: str) -> None:
 
 
 def _check_testset(obj: Any, spec: str) -> None:
-    """What a test-set plugin must provide. The one place to switch to the ``TestSet`` protocol."""
-    missing = [a for a in ("__len__", "__getitem__", "ids") if not hasattr(obj, a)]
-    if missing:
+    """What a test-set plugin must provide: the :class:`~vssl_helpers.testsets.base.TestSet` protocol."""
+    from .testsets.base import TestSet
+
+    if not isinstance(obj, TestSet):
+        missing = [a for a in ("name", "ids", "sample_rate", "sample", "__len__") if not hasattr(obj, a)]
         raise PluginError(
-            f"test-set spec {spec!r}: the factory returned a {type(obj).__name__} without {', '.join(missing)}; "
-            "expected a test set (a sequence of vssl_helpers.testsets.Sample with an ids list)"
+            f"test-set spec {spec!r}: the factory returned a {type(obj).__name__}"
+            + (f" without {', '.join(missing)}" if missing else "")
+            + "; expected a vssl_helpers.testsets.base.TestSet (inherit BaseTestSet and define name, ids, "
+            "sample_rate and sample(j))"
         )
+
+
+def _checked_testset_factory(factory: Callable[..., Any], spec: str) -> Callable[..., Any]:
+    """``factory`` whose result is checked, and whose own failures name the spec; its signature is
+    kept so that the registry passes it only the options it declares."""
+    import functools
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        obj = _call(functools.partial(factory, *args, **kwargs), spec, "test set")
+        _check_testset(obj, spec)
+        return obj
+
+    return build
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ seed 0, each with its training record and sha256); ``pretrained=True`` loads the
 training config is that one, and otherwise trains (or reads the training cache), as
 :func:`~vssl_helpers.models.training.trained_state_dict` says. ``vssl train`` retrains them.
 
+The factories are registered by :mod:`vssl_helpers.models.demo_zoo` (this module holds the networks
+and their configs only, so that :mod:`~vssl_helpers.models.training` can import it without a cycle).
+
 Reference points (untrained):
 
 * ``demo-saliency``: audio-blind visual saliency (colour contrast), the same map whatever the audio.
@@ -38,10 +41,11 @@ from torch import nn
 
 from ..threshold import ThresholdRule
 from .audio_frontends import crop_or_tile
-from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel, register_model
+from .registry import DotProductMapModel, ModelConfig, Preprocessing, VSSLModel
 from .transforms import PILSquashResize
 
-__all__ = ["TwoTowerCNN", "SaliencyModel", "OracleModel", "DEMO_PREPROCESSING", "TRAINED_DEMOS"]
+__all__ = ["TwoTowerCNN", "SaliencyModel", "OracleModel", "DEMO_PREPROCESSING", "TRAINED_DEMOS", "DEMO_CONFIGS",
+           "get_demo_config"]
 
 DEMO_PREPROCESSING = Preprocessing(
     image_size=112,
@@ -173,76 +177,38 @@ def _demo_config(name: str, description: str, **kw: Any) -> ModelConfig:
     return ModelConfig(**base)
 
 
-def _trained(name: str, pretrained: bool, seed: int, **train_kw: Any) -> VSSLModel:
-    model = TwoTowerCNN(get_demo_config(name))
-    if pretrained:
-        from .training import trained_state_dict
-
-        model.load_state_dict(trained_state_dict(name, seed=seed, **train_kw))
-    model.eval()
-    return model
-
-
-_CONFIGS: dict[str, ModelConfig] = {}
+DEMO_CONFIGS: dict[str, ModelConfig] = {
+    c.name: c
+    for c in (
+        _demo_config("demo-ezvsl", "two-tower CNN, EZ-VSL multiple-instance contrastive objective",
+                     paper="Mo & Morgado, ECCV 2022 (objective)"),
+        _demo_config("demo-lvs", "two-tower CNN, LVS hard-negative objective", paper="Chen et al., CVPR 2021 (objective)"),
+        _demo_config("demo-negaware", "two-tower CNN, EZ-VSL objective + negative-audio term"),
+        _demo_config("demo-random", "two-tower CNN with random weights (seeded)"),
+        _demo_config(
+            "demo-saliency",
+            "audio-blind colour-contrast saliency (same map for every audio)",
+            map_units="colour distance",
+            map_range=(0.0, 3.0**0.5),
+            audio_blind=True,
+        ),
+        _demo_config(
+            "demo-oracle",
+            "ground-truth mask for every audio (audio-blind upper bound on positives)",
+            map_size=(28, 28),
+            map_units="binary",
+            map_range=(0.0, 1.0),
+            # A binary or saturated map's maxima are all 1, so the universal rule would give t = 1 and,
+            # with the strict '>', empty maps: such maps use a fixed threshold between 0 and 1 instead.
+            threshold_rule=ThresholdRule(kind="fixed", value=0.5),
+            needs_gt=True,
+            audio_blind=True,
+        ),
+    )
+}
+"""The config of every demo model by name (registered with its factory in :mod:`~vssl_helpers.models.demo_zoo`)."""
 
 
 def get_demo_config(name: str) -> ModelConfig:
-    return _CONFIGS[name]
-
-
-def _register(config: ModelConfig):
-    _CONFIGS[config.name] = config
-    return register_model(config)
-
-
-@_register(_demo_config("demo-ezvsl", "two-tower CNN, EZ-VSL multiple-instance contrastive objective", paper="Mo & Morgado, ECCV 2022 (objective)"))
-def demo_ezvsl(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
-    return _trained("demo-ezvsl", pretrained, seed, **train_kw)
-
-
-@_register(_demo_config("demo-lvs", "two-tower CNN, LVS hard-negative objective", paper="Chen et al., CVPR 2021 (objective)"))
-def demo_lvs(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
-    return _trained("demo-lvs", pretrained, seed, **train_kw)
-
-
-@_register(_demo_config("demo-negaware", "two-tower CNN, EZ-VSL objective + negative-audio term"))
-def demo_negaware(pretrained: bool = True, seed: int = 0, **train_kw: Any) -> VSSLModel:
-    return _trained("demo-negaware", pretrained, seed, **train_kw)
-
-
-@_register(_demo_config("demo-random", "two-tower CNN with random weights (seeded)"))
-def demo_random(seed: int = 0, **_: Any) -> VSSLModel:
-    torch.manual_seed(seed)
-    model = TwoTowerCNN(get_demo_config("demo-random"))
-    return model.eval()
-
-
-@_register(
-    _demo_config(
-        "demo-saliency",
-        "audio-blind colour-contrast saliency (same map for every audio)",
-        map_units="colour distance",
-        map_range=(0.0, 3.0**0.5),
-        audio_blind=True,
-    )
-)
-def demo_saliency(**_: Any) -> VSSLModel:
-    return SaliencyModel(get_demo_config("demo-saliency")).eval()
-
-
-@_register(
-    _demo_config(
-        "demo-oracle",
-        "ground-truth mask for every audio (audio-blind upper bound on positives)",
-        map_size=(28, 28),
-        map_units="binary",
-        map_range=(0.0, 1.0),
-        # A binary or saturated map's maxima are all 1, so the universal rule would give t = 1 and,
-        # with the strict '>', empty maps: such maps use a fixed threshold between 0 and 1 instead.
-        threshold_rule=ThresholdRule(kind="fixed", value=0.5),
-        needs_gt=True,
-        audio_blind=True,
-    )
-)
-def demo_oracle(**_: Any) -> VSSLModel:
-    return OracleModel(get_demo_config("demo-oracle")).eval()
+    """The config of demo model ``name`` (``KeyError`` for another name)."""
+    return DEMO_CONFIGS[name]

@@ -215,9 +215,12 @@ def registered_factory_name(fn: Callable[..., Any]) -> str | None:
 
 
 def _ensure_builtin_models() -> None:
-    # importing the modules runs their @register_model decorators
-    from . import demo  # noqa: F401
-    from . import ezvsl_family, lvs_family, rcgrad, ssltie  # noqa: F401  (the seven official models)
+    """Hook run before every registry lookup.
+
+    The built-in families are registered by :mod:`vssl_helpers.models` (its ``__init__`` imports
+    them; importing this module imports that package first), never imported from here: the
+    registry imports no family, so the import graph stays acyclic (``tests/test_architecture.py``).
+    """
 
 
 def list_models() -> list[str]:

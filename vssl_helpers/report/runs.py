@@ -43,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from ..defaults import DEFAULTS
-from ..embedded import synthetic_manifest, train_overrides
+from ..embedded import train_overrides
 from ..engine import EvalOptions, EvalResult, evaluate
 from ..negatives import Manifest
 from ..store import MapStore, default_store_root
+from ..testsets.base import TestSet
 from ..testsets.synthetic import SyntheticConfig, SyntheticSet
 
 __all__ = [
@@ -85,8 +86,13 @@ TEST_SET_LABELS: dict[str, str] = {
 }
 """Display names of the test sets (Table I's first column)."""
 
-REAL_SETS: tuple[str, ...] = ("vggss", "is3")
-"""Real test sets a book configuration may name, in the order the book shows them."""
+def real_sets() -> list[str]:
+    """Test sets a book configuration may name, in the order the book shows them: the registered
+    sets read from a media folder (their factory takes a ``data_root``; the package's: vggss, is3)."""
+    from ..testsets import list_testsets
+    from ..testsets.registry import testset_options
+
+    return [n for n in list_testsets() if "data_root" in testset_options(n)]
 
 _THRESHOLD_SETS: tuple[str, ...] = (THRESHOLD_SET, "vggss")
 
@@ -170,32 +176,41 @@ class BookConfig:
         return Path(path)
 
     def validate(self) -> None:
-        """Cheap checks before any heavy work: folders and files exist, models are registered.
+        """Cheap checks before any heavy work (:mod:`vssl_helpers.inputs`, shared with the command line):
+        folders and files exist, models are registered, the device exists.
 
         Raises:
             BookConfigError: naming the configuration file, the field and the value.
         """
+        from ..inputs import InputError, check_device, check_model_inputs, check_testset_inputs
         from ..plugins import resolve_model
 
         where = self.source
         if not self.testsets:
-            raise BookConfigError(f"{where}: testsets: give at least one of {', '.join(REAL_SETS)}")
+            raise BookConfigError(f"{where}: testsets: give at least one of {', '.join(real_sets())}")
         if not self.models:
             raise BookConfigError(f"{where}: models: give at least one model (name: {{checkpoint: path}})")
+        # the checks themselves live in vssl_helpers.inputs (shared with the command line); here
+        # their "field: ..." messages get the configuration's spelling ("testsets.vggss.data_root: ...")
+        try:
+            check_device(self.device)
+        except InputError as e:
+            raise BookConfigError(f"{where}: {e}") from None
         for t in self.testsets:
-            if not Path(t.data_root).is_dir():
-                raise BookConfigError(f"{where}: testsets.{t.name}.data_root: no such folder: {t.data_root}")
-            for label in ("annotations", "manifest"):
-                v = getattr(t, label)
-                if v is not None and not Path(v).is_file():
-                    raise BookConfigError(f"{where}: testsets.{t.name}.{label}: no such file: {v}")
+            try:
+                check_testset_inputs(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest)
+            except InputError as e:  # "data_root: no such folder: ..." -> "testsets.vggss.data_root: ..."
+                raise BookConfigError(f"{where}: testsets.{t.name}.{e}") from None
         for name, ckpt in self.models:
             try:
                 resolve_model(name)  # a plugin spec is loaded (and registered in this process) here
             except ValueError as e:
                 raise BookConfigError(f"{where}: models.{name}: {e}") from None
-            if ckpt is not None and not Path(ckpt).is_file():
-                raise BookConfigError(f"{where}: models.{name}.checkpoint: no such file: {ckpt}")
+            try:
+                check_model_inputs(name, ckpt)
+            except InputError as e:  # "model: unknown ..." -> "models.x: unknown ..."; "checkpoint: ..." -> "models.x.checkpoint: ..."
+                field, _, rest = str(e).partition(": ")
+                raise BookConfigError(f"{where}: models.{name}{'' if field == 'model' else '.' + field}: {rest}") from None
 
 
 _TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat"}
@@ -230,10 +245,11 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
     if not isinstance(sets_in, Mapping):
         raise BookConfigError(f"{source}: testsets: expected a mapping name -> {{data_root: ...}}, got {sets_in!r}")
     testsets = []
-    for name in sorted(sets_in, key=lambda k: REAL_SETS.index(k) if k in REAL_SETS else len(REAL_SETS)):
+    allowed = real_sets()
+    for name in sorted(sets_in, key=lambda k: allowed.index(k) if k in allowed else len(allowed)):
         entry = sets_in[name]
-        if name not in REAL_SETS:
-            raise BookConfigError(f"{source}: testsets.{name}: unknown test set; expected one of {', '.join(REAL_SETS)}")
+        if name not in allowed:
+            raise BookConfigError(f"{source}: testsets.{name}: unknown test set; expected one of {', '.join(allowed)}")
         if isinstance(entry, str):
             entry = {"data_root": entry}
         if not isinstance(entry, Mapping) or "data_root" not in entry:
@@ -316,15 +332,16 @@ def load_book_config(config: str | Path | BookConfig | Mapping[str, Any]) -> Boo
 
 @dataclass
 class TestSetRun:
-    """A synthetic test set and the negatives manifest every model reads."""
+    """A test set (any :class:`~vssl_helpers.testsets.base.TestSet`) and the negatives manifest
+    every model reads."""
 
     name: str
-    dataset: SyntheticSet
+    dataset: TestSet
     manifest: Manifest
 
     def sample_index(self, row: int) -> int:
         """Index in :attr:`dataset` of manifest row ``row`` (the maps are in manifest order)."""
-        return self.dataset.ids.index(self.manifest.ids[row])
+        return self.dataset.index(self.manifest.ids[row])
 
     @property
     def label(self) -> str:
@@ -333,8 +350,9 @@ class TestSetRun:
 
     @property
     def is_real(self) -> bool:
-        """True for a real test set (media read from files), False for a synthetic one."""
-        return not isinstance(self.dataset, SyntheticSet)
+        """True for a test set whose media are read from files, False for a generated one
+        (:attr:`~vssl_helpers.testsets.base.TestSet.has_media_files`)."""
+        return bool(self.dataset.has_media_files)
 
     def sample(self, row: int) -> Any:
         """The :class:`~vssl_helpers.testsets.base.Sample` of manifest row ``row`` with its image and
@@ -343,27 +361,17 @@ class TestSetRun:
 
     def sample_by_id(self, sample_id: str) -> Any:
         """The sample ``sample_id`` with its media as arrays."""
-        if self.is_real:
-            return self.dataset.load(sample_id)
-        return self.dataset[self.dataset.ids.index(sample_id)]
+        return self.dataset.sample(self.dataset.index(sample_id))
 
     def image_groups(self) -> list[list[int]]:
-        """Manifest rows grouped by image, in order of first appearance: one row per image for
-        VGG-SS(-like) sets, one per sounding source for IS3(-like) sets (samples sharing an image)."""
-        if not self.is_real:
-            k = self.dataset.config.sources
-            position = {sid: i for i, sid in enumerate(self.dataset.ids)}
-            by_image: dict[Any, list[int]] = {}
-            for row, sid in enumerate(self.manifest.ids):
-                by_image.setdefault(position[sid] // k, []).append(row)
-            return [by_image[i] for i in sorted(by_image)]
-        # real sets name the image a sample shows in meta["image_id"] (IS3: the file stem without
-        # its target token, shared by the two entries of an image)
-        groups: dict[str, list[int]] = {}
-        for row, sid in enumerate(self.manifest.ids):
-            sample = self.dataset[self.dataset.index(sid)]
-            groups.setdefault(str(sample.meta.get("image_id", sample.image)), []).append(row)
-        return list(groups.values())
+        """Manifest rows grouped by image: one row per image for VGG-SS(-like) sets, one per sounding
+        source for IS3(-like) sets (samples sharing an image), from the set's
+        :meth:`~vssl_helpers.testsets.base.TestSet.image_groups`; groups in order of their first
+        manifest row, rows in set order within a group."""
+        row_of = {sid: row for row, sid in enumerate(self.manifest.ids)}
+        ids = self.dataset.ids
+        groups = [sorted(row_of[ids[j]] for j in group if ids[j] in row_of) for group in self.dataset.image_groups()]
+        return sorted((g for g in groups if g), key=min)
 
     def image_rows(self, image_index: int) -> list[int]:
         """Manifest rows of the samples of image ``image_index`` (see :meth:`image_groups`), in
@@ -388,7 +396,7 @@ def demo_test_sets(n_test_images: int = DEFAULTS.n_images, n_seeds: int = DEFAUL
     out: dict[str, TestSetRun] = {}
     for name, n_images, sources in (("vggss-like", n_test_images, 1), ("is3-like", max(1, n_test_images // 2), 2)):
         ds = SyntheticSet(SyntheticConfig(split="test", n_images=n_images, sources=sources, seed=seed))
-        out[name] = TestSetRun(name, ds, synthetic_manifest(ds, n_seeds=n_seeds))
+        out[name] = TestSetRun(name, ds, ds.default_manifest(n_seeds))
     return out
 
 
@@ -628,12 +636,8 @@ def describe_sets(sets: Mapping[str, TestSetRun]) -> str:
     lines = []
     for run in sets.values():
         m = run.manifest
-        if run.is_real:
-            where = f"media under `{run.dataset.media_root}`"
-        else:
-            c = run.dataset.config
-            where = f"synthetic, {c.n_images} images with {c.sources} sounding object(s) each, generator seed {c.seed}"
-        skipped = len(run.dataset.report.ids.get("skipped_media", [])) if run.is_real else 0
+        where = run.dataset.description()
+        skipped = len(run.dataset.skipped_samples())
         note = f"; {skipped} skipped for missing media (listed on the front page)" if skipped else ""
         lines.append(f"- **{run.label}**: {len(m):,} samples × {m.n_seeds} seeds ({where}); "
                      f"manifest `{m.name}` sha256 `{m.sha256[:12]}…`{note}")

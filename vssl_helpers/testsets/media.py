@@ -36,19 +36,19 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .base import Sample
+from .base import GT_SIZE, BaseTestSet, Sample
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..negatives import NegativeItem
+    from ..negatives import Manifest, NegativeItem
 
 __all__ = [
     "DEFAULT_SAMPLE_RATE",
@@ -67,6 +67,7 @@ __all__ = [
     "apply_media_check",
     "GT_SIZE",
     "boxes_to_masks",
+    "load_real_testset",
 ]
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,6 @@ def apply_media_check(check: MediaCheck, on_missing: OnMissing, name: str) -> se
 # --------------------------------------------------------------------------------------------------
 # GT masks, load report and the test-set container shared by the VGG-SS and IS3 loaders
 
-GT_SIZE = 224
-"""Side of the GT masks (pixels)."""
 
 
 def boxes_to_masks(
@@ -463,13 +462,16 @@ class LoadReport:
 
 
 @dataclass
-class RealTestSet:
+class RealTestSet(BaseTestSet):
     """A loaded real test set (VGG-SS or IS3): its samples, GT masks, load report and media access.
 
     ``samples[i].gt_mask`` is a view of ``gt_masks[i]`` (one ``N × 224 × 224`` bool array, ready for
     batched metrics). Without a media root, ``Sample.image``/``Sample.audio`` are the paths relative to
     the media root that the official layout expects, and ``sample_rate`` is ``target_sr``, the rate
     :meth:`load` delivers.
+
+    A :class:`~vssl_helpers.testsets.base.TestSet` (media decoded from the files on every access,
+    in the engine's DataLoader workers) once loaded with a media root.
     """
 
     name: str
@@ -542,3 +544,108 @@ class RealTestSet:
         from ..negatives import items_from_samples
 
         return items_from_samples(self.samples)
+
+    # ----------------------------------------------------------------------------------------------
+    # the TestSet protocol (vssl_helpers.testsets.base)
+
+    @property
+    def sample_rate(self) -> int:  # type: ignore[override]
+        """Rate (Hz) the audio is delivered at (:attr:`target_sr`)."""
+        return self.target_sr
+
+    def sample(self, j: int) -> Sample:
+        """Sample ``j`` with its media read (:meth:`load`)."""
+        return self.load(j)
+
+    def _root(self) -> Path:
+        if self.media_root is None:
+            raise ValueError(f"{self.name}: loaded without a media root; pass media_root= to the loader")
+        return Path(self.media_root)
+
+    def fingerprint(self, image_size: int) -> str:
+        """``name:<resolved media folder>:<annotation source>`` (the images' size does not enter:
+        the files are decoded at their own size)."""
+        return f"{self.name}:{self._root().resolve()}:{self.report.source}"
+
+    def prepare(self, image_size: int, progress: bool = False) -> None:
+        """Refuse a set loaded without a media root before a run starts."""
+        self._root()
+
+    def decoded_image(self, j: int, image_size: int) -> np.ndarray:
+        """Image ``j`` decoded from its file at its own size (:meth:`load_image`)."""
+        return self.load_image(j)
+
+    def whole_audio(self, j: int) -> np.ndarray:
+        """Clip ``j`` decoded from its file (:meth:`load_audio`)."""
+        return np.ascontiguousarray(self.load_audio(j), dtype=np.float32)
+
+    def masks(self, image_size: int) -> np.ndarray:
+        """:attr:`gt_masks` (the union of each sample's boxes)."""
+        return self.gt_masks
+
+    def default_manifest(self, n_seeds: int = 10) -> "Manifest":
+        """The shipped manifest when it covers exactly these samples with ``n_seeds`` seeds, else one
+        drawn from the samples (a media subset, another seed count), named ``<name>-derived``."""
+        from ..negatives import load_shipped_manifest, manifest_for_samples
+
+        shipped = load_shipped_manifest(self.name)
+        if shipped.ids == sorted(self.ids) and shipped.n_seeds == n_seeds:
+            return shipped
+        return manifest_for_samples(self.samples, name=f"{self.name}-derived", n_seeds=n_seeds)
+
+    def image_groups(self) -> list[list[int]]:
+        """Sample indices grouped by ``meta["image_id"]`` (IS3: the file stem without its target
+        token, shared by the two entries of an image), in order of first appearance."""
+        groups: dict[str, list[int]] = {}
+        for j, s in enumerate(self.samples):
+            groups.setdefault(str(s.meta.get("image_id", s.image)), []).append(j)
+        return list(groups.values())
+
+    @property
+    def has_media_files(self) -> bool:
+        """True: media are read from files under :attr:`media_root`."""
+        return True
+
+    def description(self) -> str:
+        return f"media under `{self.media_root}`"
+
+    def skipped_samples(self) -> list[dict[str, str]]:
+        """Samples the loader dropped for missing or unreadable media (``on_missing="skip"``):
+        ``[{"id": ..., "reason": ...}]`` in id order (empty for complete media)."""
+        ids = self.report.ids.get("skipped_media", [])
+        problems = self.media_check.problems if self.media_check is not None else {}
+        return [{"id": i, "reason": "; ".join(problems.get(i, ["missing or unreadable media"]))} for i in sorted(ids)]
+
+
+def load_real_testset(
+    name: str,
+    loader: "Callable[..., RealTestSet]",
+    default_annotations: str,
+    data_root: str | Path | None = None,
+    annotations: str | Path | None = None,
+    on_missing: OnMissing = "raise",
+) -> RealTestSet:
+    """The registered factory of a real set: ``loader`` on the media under ``data_root``, with
+    ``annotations`` if given, else ``default_annotations`` inside ``data_root`` if present, else the
+    shipped copy (the loader's default).
+
+    Raises:
+        TestSetError: no or a missing ``data_root``, a given ``annotations`` file that does not exist,
+            or a folder that leaves no sample (the media folder of another set?).
+        MediaError: (from the loader) missing or unreadable media with ``on_missing="raise"``.
+    """
+    from .registry import TestSetError
+
+    if data_root is None:
+        raise TestSetError(f"data_root: required for the {name} test set (the folder with its media)")
+    root = Path(data_root)
+    if not root.is_dir():
+        raise TestSetError(f"data_root: no such folder: {root}")
+    if annotations is not None and not Path(annotations).is_file():
+        raise TestSetError(f"annotations: no such file: {annotations}")
+    if annotations is None and (root / default_annotations).is_file():
+        annotations = root / default_annotations
+    ds = loader(annotations, media_root=root, on_missing=on_missing)
+    if len(ds) == 0:
+        raise TestSetError(f"data_root: no sample of the {name} test set is left under {root}; is it the media folder of another set?")
+    return ds

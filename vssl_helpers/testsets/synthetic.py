@@ -30,15 +30,16 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import soundfile as sf
 from PIL import Image
 
 from ..atomic import atomic_write
+from ..defaults import DEFAULTS
 from ..progress import bar as tqdm  # the package's bar policy (log mode, --no-progress)
-from .base import BROAD_CATEGORIES, Sample
+from .base import BROAD_CATEGORIES, BaseTestSet, Sample
 from .synthetic_audio import (
     CLASS_NAMES,
     SYNTHETIC_CLASSES,
@@ -51,6 +52,9 @@ from .synthetic_audio import (
     synthesize_sound,
 )
 from .synthetic_visual import SceneObject, render_scene
+
+if TYPE_CHECKING:
+    from ..negatives import Manifest, NegativeItem
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -219,7 +223,7 @@ _ARRAY_KEYS = (
 )
 
 
-class SyntheticSet(Sequence[Sample]):
+class SyntheticSet(BaseTestSet, Sequence[Sample]):
     """A lazily generated synthetic test or training set (a ``Sequence`` of :class:`Sample`).
 
     Sample ``i`` comes from image ``i`` (``sources=1``) or ``i // 2`` with source ``i % 2``
@@ -227,7 +231,12 @@ class SyntheticSet(Sequence[Sample]):
     sources). ``Sample.meta`` holds ``visible_categories`` (categories of all objects in the image),
     ``silent_classes``, ``sounding_classes`` (all sounding classes of the image, in source order),
     ``source_index``, ``image_index`` and ``other_source`` (id of the sibling sample, or ``None``).
+
+    A :class:`~vssl_helpers.testsets.base.TestSet`: the engine reads its cached :meth:`arrays`
+    rendered at the model's image size (where every image transform is the identity).
     """
+
+    name = "synthetic"
 
     def __init__(self, config: SyntheticConfig | None = None) -> None:
         self.config = config if config is not None else SyntheticConfig()
@@ -294,6 +303,64 @@ class SyntheticSet(Sequence[Sample]):
                 "other_source": other,
             },
         )
+
+    # ------------------------------------------------------------------------------------------
+    # the TestSet protocol (vssl_helpers.testsets.base): media from the cached arrays
+
+    @property
+    def sample_rate(self) -> int:  # type: ignore[override]
+        """Rate of the generated audio (Hz)."""
+        return self.config.sample_rate
+
+    def sample(self, j: int) -> Sample:
+        """Sample ``j`` (generated; media are arrays)."""
+        return self[j]
+
+    def fingerprint(self, image_size: int) -> str:
+        """``synthetic:<cache key>``: the generator's configuration at ``image_size``."""
+        return f"synthetic:{self.cache_key(int(image_size))}"
+
+    def prepare(self, image_size: int, progress: bool = False) -> None:
+        """Generate (or read) the arrays at ``image_size`` once, before any worker reads them."""
+        self._arrays_at(image_size, progress)
+
+    def _arrays_at(self, image_size: int, progress: bool = False) -> dict[str, np.ndarray]:
+        cached = self.__dict__.get("_arrays")
+        if cached is None or cached[0] != int(image_size):
+            cached = (int(image_size), self.arrays(image_size=int(image_size), progress=progress))
+            self.__dict__["_arrays"] = cached
+        return cached[1]
+
+    def decoded_image(self, j: int, image_size: int) -> np.ndarray:
+        """Image ``j`` rendered at ``image_size`` (uint8)."""
+        return self._arrays_at(image_size)["images"][j]
+
+    def whole_audio(self, j: int) -> np.ndarray:
+        """Clip ``j`` (float32 at :attr:`sample_rate`), from the arrays of the last prepared size."""
+        cached = self.__dict__.get("_arrays")
+        arr = cached[1] if cached is not None else self._arrays_at(MANIFEST_IMAGE_SIZE)
+        return np.ascontiguousarray(arr["audio"][j], dtype=np.float32)
+
+    def masks(self, image_size: int) -> np.ndarray:
+        """GT masks (``N × 224 × 224``), read from the arrays at ``image_size`` (same masks at any size)."""
+        return self._arrays_at(image_size)["masks"]
+
+    def manifest_items(self) -> list[NegativeItem]:
+        """The manifest items, read from the cached arrays (see :func:`synthetic_manifest`)."""
+        return _items_from_arrays(self)
+
+    def default_manifest(self, n_seeds: int = DEFAULTS.n_seeds) -> Manifest:
+        """:func:`synthetic_manifest` of this set."""
+        return synthetic_manifest(self, n_seeds=n_seeds)
+
+    def image_groups(self) -> list[list[int]]:
+        """Sample indices per image: one per image, or the two sources of an IS3-like image."""
+        k = self.config.sources
+        return [list(range(i * k, (i + 1) * k)) for i in range(self.config.n_images)]
+
+    def description(self) -> str:
+        c = self.config
+        return f"synthetic, {c.n_images} images with {c.sources} sounding object(s) each, generator seed {c.seed}"
 
     # ------------------------------------------------------------------------------------------
     def cache_key(self, image_size: int) -> str:
@@ -538,3 +605,91 @@ def write_is3_layout(dataset: Sequence[Sample], root: str | Path, progress: bool
     _write_text(root / "synthetic3240_bbox.json", json.dumps(entries))
     _write_text(root / "IS3_class_files_dict.json", json.dumps(by_category))
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# The negatives manifest of a synthetic set, and the registered factory
+
+MANIFEST_IMAGE_SIZE = 112
+"""Image size of the arrays the manifest's categories are read from: the demo models' input size
+(``DEMO_PREPROCESSING.image_size``, tested equal), so the manifest and the engine share one cache file."""
+
+
+def synthetic_manifest(ds: SyntheticSet, n_seeds: int = DEFAULTS.n_seeds, manifest_seed: int = DEFAULTS.manifest_seed) -> Manifest:
+    """The extended negatives of a synthetic set (off-screen clips drawn from the set itself, from a
+    category absent from every object of the image).
+
+    Drawing needs every sample's categories, read from the set's arrays at the demo models' image
+    size (generated once and cached; the engine reads the same arrays), and the manifest is cached
+    beside them, keyed by the set's
+    config, the generator version, the seeds and the source of :mod:`vssl_helpers.negatives` (the
+    draw code). A cached file is read with its content hash and every draw validated; one that fails
+    is drawn again.
+    """
+    from .. import negatives
+    from ..negatives import ManifestError, build_manifest, load_manifest
+
+    name = f"synthetic-{ds.config.split}-s{ds.config.sources}-seed{ds.config.seed}-n{ds.config.n_images}"
+    h = hashlib.sha256(repr((ds.config, GENERATOR_VERSION, n_seeds, manifest_seed)).encode())
+    h.update(Path(negatives.__file__).read_bytes())
+    path = default_cache_dir() / "manifests" / f"{name}-{h.hexdigest()[:16]}.txt"
+    if path.is_file():
+        try:
+            return load_manifest(path)
+        except ManifestError:  # corrupted or edited: draw again
+            pass
+    manifest = build_manifest(_items_from_arrays(ds), None, name=name, n_seeds=n_seeds, manifest_seed=manifest_seed)
+    atomic_write(path, lambda tmp: tmp.write_text(manifest.dumps(), encoding="utf-8"))
+    return manifest
+
+
+def _items_from_arrays(ds: SyntheticSet) -> list[NegativeItem]:
+    """What :func:`~vssl_helpers.negatives.items_from_samples` reads from each sample of ``ds``
+    (categories sounding and visible, own audio category, image, duration), read from the set's
+    cached arrays instead: the first run generates every scene and clip once (for the arrays the
+    engine reads too), not a second time for the manifest. Same items, same manifest (tested)."""
+    from ..categories import category_order
+    from ..negatives import NegativeItem
+    from ..progress import in_notebook
+
+    arr = ds.arrays(image_size=MANIFEST_IMAGE_SIZE, progress=not in_notebook())
+    n, t = arr["audio"].shape
+    duration = float(t / ds.config.sample_rate)
+    items = []
+    for i in range(n):
+        sid = str(arr["ids"][i])
+        own = BROAD_CATEGORIES[int(arr["category"][i])]
+        visible = {BROAD_CATEGORIES[k] for k in np.flatnonzero(arr["visible_categories"][i])}
+        image = f"image-{int(arr['image_index'][i])}"
+        items.append(NegativeItem(id=sid, exclude=category_order({own} | visible), audio_category=own,
+                                  image_id=None if image == sid else image, duration=duration))
+    return items
+
+
+"""Images of the ``synthetic`` test set a run evaluates unless told otherwise."""
+
+
+def synthetic_testset(n_images: int | None = None, manifest: Any = None) -> SyntheticSet:
+    """The registered ``synthetic`` test set: the embedded VGG-SS-like benchmark (test split, one
+    sounding object per image, seed 0) of ``n_images`` images (default ``DEFAULTS.n_images``).
+
+    A user's ``manifest`` fixes the number of images (``n_images`` of ``None`` takes it from the
+    manifest; another value is refused).
+
+    Raises:
+        TestSetError: ``n_images`` below 1 or disagreeing with ``manifest``.
+    """
+    from .registry import TestSetError
+
+    if manifest is not None:
+        fixed = len({it.image_id or it.id for it in manifest.items})
+        if n_images is not None and n_images != fixed:
+            raise TestSetError(
+                f"n_images: {n_images} given, but the manifest {manifest.name} "
+                f"covers {fixed} images; leave the image count out (it is taken from the manifest) or give {fixed}"
+            )
+        n_images = fixed
+    n = DEFAULTS.n_images if n_images is None else int(n_images)
+    if n < 1:
+        raise TestSetError(f"n_images: must be >= 1, got {n}")
+    return SyntheticSet(SyntheticConfig(split="test", n_images=n, sources=1, seed=0))
