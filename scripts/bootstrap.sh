@@ -39,7 +39,7 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 warm_up() {
   # Compile the Numba metric kernels once per install (and kernel source), with a message and the
   # time it takes, instead of inside the first metric call; instant when they are compiled.
-  "$VENV/bin/python" -m vssl_helpers.kernel_cache
+  "$VENV/bin/python" -c 'import time; t = time.perf_counter(); from vssl_helpers.metrics import ensure_kernels; ensure_kernels(); print(f"vssl: metric kernels ready ({time.perf_counter() - t:.1f} s)")'
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then

@@ -121,21 +121,12 @@ def _cycle_in(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
     raise AssertionError(f"no cycle through {start} in {sorted(comp)}")
 
 
-# The one cycle left when this test was written: the metric kernels are compiled at their first
-# import with a warm-up that calls the metrics (metrics -> _run_kernels -> kernel_cache -> metrics).
-# It belongs to the metrics split of issue 14 (metrics/ with its acceleration behind a private
-# module); until that lands the test reports it as an expected failure, and any other cycle fails.
-_KNOWN_METRICS_CYCLE = {f"{PACKAGE}.metrics", f"{PACKAGE}._run_kernels", f"{PACKAGE}.kernel_cache"}
-
-
 def test_package_import_graph_is_acyclic() -> None:
     graph = import_graph(ROOT / PACKAGE, PACKAGE)
     assert len(graph) > 30 and f"{PACKAGE}.cli" in graph  # the whole package was read
     cycles = find_cycles(graph)
     text = "\n".join(" -> ".join(c) for c in cycles)
     print(text)
-    if cycles and all(set(c) <= _KNOWN_METRICS_CYCLE for c in cycles):
-        pytest.xfail(f"known metrics/kernels cycle, to be removed with the metrics split:\n{text}")
     assert not cycles, f"import cycles in {PACKAGE}:\n{text}"
 
 
@@ -208,14 +199,14 @@ def test_architecture_note_names_real_modules() -> None:
 
 def test_one_command_line() -> None:
     """`vssl` is the only command line: no other module of the package has a ``__main__`` entry
-    except the install-time kernel warm-up, and the Makefile's book target runs `vssl book`."""
+    and the Makefile's book target runs `vssl book`."""
     mains = []
     for path in sorted((ROOT / PACKAGE).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in tree.body:
             if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
                 mains.append(module_name(path, ROOT / PACKAGE, PACKAGE))
-    assert sorted(mains) == [f"{PACKAGE}.cli", f"{PACKAGE}.kernel_cache"], mains
+    assert sorted(mains) == [f"{PACKAGE}.cli"], mains
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     book = makefile.split("\nbook:", 1)[1].split("\n\n", 1)[0]
     assert "vssl_helpers.cli book" in book or "vssl book" in book, book

@@ -157,7 +157,7 @@ def test_a_registered_factory_and_a_module_spec(tmp_path, monkeypatch):
     assert plugin_record(name)["kind"] == "module" and plugin_record(name)["file"].endswith("models.py")
     assert resolve_model(f"{mod}.models:registered") == f"{name}-reg"
     # the package's own factories resolve to their names and stay package models
-    assert resolve_model("vssl_helpers.models.demo:demo_random") == "demo-random"
+    assert resolve_model("vssl_helpers.models.demo_zoo:demo_random") == "demo-random"
     assert model_plugin("demo-random") is None
 
 
@@ -270,25 +270,40 @@ def test_same_config_name_from_another_plugin_or_the_package_is_refused(tmp_path
         resolve_model(f"{c}:factory")
 
 
-def test_testset_plugin_from_a_file(tmp_path):
+def test_testset_plugin_from_a_file(tmp_path, monkeypatch, capsys):
     _write(tmp_path, "sets.py", """
         from vssl_helpers.testsets import SyntheticConfig, SyntheticSet
 
-        def tiny():
-            return SyntheticSet(SyntheticConfig(split="test", n_images=5, sources=2, seed=1))  # one sample per source
+        def tiny(n_images: int = 5):
+            return SyntheticSet(SyntheticConfig(split="test", n_images=n_images, sources=2, seed=1))  # one sample per source
 
         def not_a_set():
             return {"ids": []}
         """)
-    ds = resolve_testset(f"{tmp_path}/sets.py:tiny")
-    assert len(ds) == 10 and len(ds.ids) == 10 and ds[0].gt_mask.shape == (224, 224)
-    assert resolve_testset(f"{tmp_path}/sets.py:tiny") is ds
-    info = plugin_testset_info(f"{tmp_path}/sets.py:tiny")
+    spec = f"{tmp_path}/sets.py:tiny"
+    ds = resolve_testset(spec)
+    assert len(ds) == 10 and len(ds.ids) == 10 and ds.sample(0).gt_mask.shape == (224, 224)
+    assert resolve_testset(spec) is ds
+    info = plugin_testset_info(spec)
     assert info.kind == "file" and info.sha256 == file_sha256(tmp_path / "sets.py")
-    with pytest.raises(PluginError, match="returned a dict without __getitem__|returned a dict without ids"):
+    with pytest.raises(PluginError, match="returned a dict without name, ids, sample_rate, sample; expected a "
+                                          "vssl_helpers.testsets.base.TestSet"):
         resolve_testset(f"{tmp_path}/sets.py:not_a_set")
     with pytest.raises(PluginError, match="unknown test set 'nope-set'.*vssl_companion.testsets"):
         resolve_testset("nope-set")
+    # through the command line: the spec is a test set like `synthetic`, options the factory takes
+    # (n_images) are passed to it, and its maps equal those of the same set given by name
+    monkeypatch.setenv("VSSL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "plugin.json"
+    assert main(["evaluate", "--model", "demo-random", "--testset", spec, "--n-images", "3", "--seeds", "2",
+                 "--no-progress", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["testset"] == str((tmp_path / "sets.py").resolve()) + ":tiny"
+    assert got["manifest"] == "synthetic-test-s2-seed1-n3" and len(got["per_seed"]) == 2
+    assert got["testset_plugin"]["sha256"] == file_sha256(tmp_path / "sets.py")
+    assert main(["evaluate", "--model", "demo-random", "--testset", f"{tmp_path}/sets.py:not_a_set",
+                 "--no-progress"]) == 2
+    assert "vssl: error: --testset: " in capsys.readouterr().err
 
 
 def test_book_config_takes_plugin_specs_relative_to_the_file(tmp_path):

@@ -138,14 +138,14 @@ def test_engine_evaluates_a_third_party_set_like_the_package_s(synthetic, tmp_pa
     """The engine has no branch per test-set class: a set built from the synthetic samples through
     BaseTestSet's defaults (images decoded at 224 px, resized by the model's transform) gives the
     maps of the synthetic set itself (its arrays at the model's size)."""
-    from vssl_helpers.engine import evaluate_stored
+    from vssl_helpers.engine import evaluate
     from vssl_helpers.models import create_model
 
     manifest = synthetic.default_manifest(2)
     mine = WrappedSet([synthetic.sample(j) for j in range(len(synthetic))])
     model = create_model("demo-random", seed=2)
-    ref = evaluate_stored(model, synthetic, manifest, tmp_path / "store")
-    got = evaluate_stored(model, mine, manifest, tmp_path / "store")
+    ref = evaluate(model, synthetic, manifest, tmp_path / "store")
+    got = evaluate(model, mine, manifest, tmp_path / "store")
     assert got.provenance["store_run"] != ref.provenance["store_run"]  # another data fingerprint
     for kind in ("positive", "silence", "noise", "offscreen"):
         torch.testing.assert_close(getattr(got.maps, kind), getattr(ref.maps, kind), rtol=0, atol=1e-5)
@@ -155,7 +155,10 @@ def test_engine_evaluates_a_third_party_set_like_the_package_s(synthetic, tmp_pa
 def test_cli_testset_choices_come_from_the_registry() -> None:
     out = subprocess.run([sys.executable, "-m", "vssl_helpers.cli", "evaluate", "--help"], capture_output=True,
                          text=True, check=True).stdout
-    assert "{synthetic,vggss,is3}" in out
+    assert "a registered test set (synthetic, vggss, is3)" in " ".join(out.split())
+    bad = subprocess.run([sys.executable, "-m", "vssl_helpers.cli", "evaluate", "--model", "demo-random", "--testset", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--testset" in bad.stderr and "synthetic, vggss, is3" in bad.stderr, bad.stderr
 
 
 def test_input_checks_have_one_home_that_the_cli_and_the_book_spell_their_way(tmp_path: Path, capsys) -> None:

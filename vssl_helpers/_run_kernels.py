@@ -16,8 +16,8 @@ of an active run with a GT run is arithmetic.
 bracket of the M-th value, one exact counting pass, a histogram of the few pixels in the bracket).
 
 The tensor code stays the definition (and the CUDA path); ``tests/test_metrics.py`` checks both
-against the per-pixel references. Kernels are compiled once per install (at the first import, with a
-message, or by ``scripts/bootstrap.sh``: :mod:`vssl_helpers.kernel_cache`) and cached on disk by Numba.
+against the per-pixel references. Kernels are compiled once per install (at the first metric call, with
+a message, or by ``scripts/bootstrap.sh``: :mod:`vssl_helpers.kernel_cache`) and cached on disk by Numba.
 """
 
 from __future__ import annotations
@@ -534,10 +534,3 @@ def adaptive_counts(
                 n_in += tied_g[order[q]]
             inter[i] = n_in
     return inter, area
-
-
-# First import in a process: compile every kernel now, once per install, with a message saying so
-# and how long it takes (vssl_helpers/kernel_cache.py; scripts/bootstrap.sh does it at install).
-from .kernel_cache import ensure_compiled as _ensure_compiled  # noqa: E402
-
-_ensure_compiled()

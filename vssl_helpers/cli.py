@@ -511,13 +511,19 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 def _plugin_extra(args: argparse.Namespace) -> dict[str, Any]:
     """Results-file keys of a plugin model: its spec and the sha256 of its file (a plugin has no
     official checkpoint), and the checkpoint's own hash (the store's weights id joins both)."""
-    from .models import file_sha256
-    from .plugins import plugin_record
+    from dataclasses import asdict
 
+    from .models import file_sha256
+    from .plugins import plugin_record, plugin_testset_info
+
+    out: dict[str, Any] = {}
+    testset = plugin_testset_info(args.testset)
+    if testset is not None:  # a test-set plugin: its spec and the file that defines it
+        out["testset_plugin"] = asdict(testset)
     record = plugin_record(args.model)
     if record is None:
-        return {}
-    return {"model_spec": args.model_spec, "plugin": record,
+        return out
+    return {**out, "model_spec": args.model_spec, "plugin": record,
             "checkpoint_sha256": None if args.checkpoint is None else file_sha256(args.checkpoint)}
 
 

@@ -199,6 +199,7 @@ def load_testset(
         MediaError: (from the loaders) missing or unreadable media with ``on_missing="raise"``.
     """
     from .negatives import ManifestError, check_manifest_for_testset, load_manifest
+    from .plugins import PluginError
     from .testsets import TestSetError, create_testset
 
     name = testset_name(name)
@@ -222,6 +223,8 @@ def load_testset(
                             hints={"manifest": user_manifest, "on_missing": on_missing})
     except TestSetError as e:
         raise InputError(str(e)) from None
+    except PluginError as e:  # a plugin's factory failed or returned something else than a test set
+        raise InputError(f"testset: {e}") from None
     if user_manifest is not None:
         try:
             check_manifest_for_testset(user_manifest, ds, where=f"manifest {manifest}")

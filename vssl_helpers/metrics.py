@@ -38,12 +38,13 @@ references).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import _metrics_accel as _accel
+from . import kernel_cache as _kernel_cache
 
 # the two top-M selections, compared with each other by tests/test_metrics.py
 from ._metrics_accel import top_m_by_selection as _top_m_by_selection  # noqa: F401
@@ -210,10 +211,35 @@ class PreparedGt:
         return self.area, self.run_lo, self.run_hi, self.ref, self.table
 
 
+def ensure_kernels(stream: Any = None) -> None:
+    """Compile the Numba kernels of the metrics once per install, with a message saying so and how
+    long it takes (:mod:`vssl_helpers.kernel_cache`); a no-op once they are. Every compiled metric
+    call makes sure of it; ``scripts/bootstrap.sh`` calls it at install."""
+    _kernel_cache.ensure_compiled(_warm_up_kernels, stream)
+
+
+def _warm_up_kernels() -> None:
+    """Call every kernel once through the public metrics, with the argument types real calls pass
+    (maps float32, thresholds float64, GT raw and prepared), so that Numba compiles (or loads) each."""
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.rand(2, 7, 7, generator=gen)
+    other = torch.rand(2, 7, 7, generator=gen)
+    gt = torch.zeros(2, GT_SIZE, GT_SIZE, dtype=torch.bool)
+    gt[:, 50:150, 60:160] = True
+    gt[1, 20:40, 10:200] = True  # a row form with two runs in some rows
+    prepared = prepare_gt(gt)
+    for g in (gt, prepared):
+        ciou(maps, g, 0.5)
+        ciou_adaptive(maps, g)
+    pia(maps, 0.5)
+    map_iou(maps, other, 0.5)
+
+
 def prepare_gt(gt: torch.Tensor | np.ndarray) -> PreparedGt:
     """Validate GT masks (as :func:`as_gt`) and convert them once for repeated scoring (see
     :class:`PreparedGt`). Costs about one read of the masks."""
     g = as_gt(gt).cpu()
+    ensure_kernels()
     return PreparedGt(g, *_accel.prepare_gt_arrays(g))
 
 
@@ -314,6 +340,8 @@ def ciou(
     g = as_gt(gt, m.shape[0]).to(m.device)
     thr = _as_threshold(threshold, m.shape[0], m.device).view(-1)
     prepared = gt.arrays() if isinstance(gt, PreparedGt) else None
+    if USE_COMPILED_KERNELS:
+        ensure_kernels()
     active, inter, area = _accel.active_counts(m, thr, g, prepared, compiled=USE_COMPILED_KERNELS)
     return _iou_from_counts(active, inter, area, empty_gt)  # type: ignore[arg-type]
 
@@ -380,6 +408,8 @@ def ciou_adaptive(
     m = as_maps(maps)
     g = as_gt(gt, m.shape[0]).to(m.device)
     prepared = gt.arrays() if isinstance(gt, PreparedGt) else None
+    if USE_COMPILED_KERNELS:
+        ensure_kernels()
     inter, area = _accel.adaptive_counts(m, g, prepared, compiled=USE_COMPILED_KERNELS, margin_sd=ADAPTIVE_MARGIN_SD)
     # M pixels are active and the GT has M pixels: IoU = inter / (M + M - inter)
     return _iou_from_counts(area, inter, area, empty_gt)
@@ -393,6 +423,8 @@ def pia(maps: torch.Tensor | np.ndarray, threshold: float | torch.Tensor | np.nd
     """
     m = as_maps(maps)
     thr = _as_threshold(threshold, m.shape[0], m.device).view(-1)
+    if USE_COMPILED_KERNELS:
+        ensure_kernels()
     active, _, _ = _accel.active_counts(m, thr, compiled=USE_COMPILED_KERNELS)
     return active.double() / (GT_SIZE * GT_SIZE)
 
@@ -434,6 +466,8 @@ def map_iou(
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"maps_b: batch size {b.shape[0]} does not match maps_a's {a.shape[0]}")
     thr = _as_threshold(threshold, a.shape[0], a.device).view(-1)
+    if USE_COMPILED_KERNELS:
+        ensure_kernels()
     inter, union = _accel.pair_counts(a, b, thr, compiled=USE_COMPILED_KERNELS)
     return _pair_iou_from_counts(inter, union)
 

@@ -96,7 +96,8 @@ def check_options(name: str, given: Mapping[str, Any]) -> None:
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(get_testset(name)).parameters.values())
     for key, value in given.items():
         if value is not None and key not in options and not takes_all:
-            users = [n for n in list_testsets() if key in testset_options(n)]
+            # registered names only: a plugin's spec (a path) would bury the message
+            users = [n for n in list_testsets() if ":" not in n and key in testset_options(n)]
             where = f"only for testset {', '.join(users)} " if users else ""
             raise TestSetError(f"{key}: {where}(not used with the {name} test set)")
     for key, required in options.items():
