@@ -57,6 +57,8 @@ __all__ = [
     "per_seed_spread",
     "plot_roc",
     "plot_threshold_curves",
+    "interval_table",
+    "quantile_curve",
     "quantile_sensitivity",
     "quantile_thresholds",
     "ranking_changes",
@@ -429,6 +431,16 @@ def per_seed_spread(results: Mapping[str, "EvalResult"], cells: Sequence[str] = 
     return pd.DataFrame(rows)
 
 
+def interval_table(cells: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """:func:`bootstrap_table`'s cells as a Table-I-shaped frame of strings ``value [low, high]``:
+    rows models, columns :data:`CELLS`."""
+    f = f"{{:.{digits}f}}"
+    text = cells.assign(text=[f"{f.format(v)} [{f.format(lo)}, {f.format(hi)}]"
+                              for v, lo, hi in cells[["value", "low", "high"]].itertuples(index=False)])
+    out = text.pivot(index="model", columns="cell", values="text")
+    return out.reindex(index=list(dict.fromkeys(cells["model"])), columns=[c for c in CELLS if c in out.columns])
+
+
 def significance_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per cell: pairwise comparisons, how many are significant, and the non-significant pairs."""
     rows = []
@@ -504,11 +516,30 @@ def threshold_curve(maps: "ExtendedMaps", gt: torch.Tensor, thresholds: Sequence
     return pd.DataFrame(rows)
 
 
-def plot_threshold_curves(curves: Mapping[str, pd.DataFrame], thresholds: Mapping[str, float] | None = None,
+def quantile_curve(result: "EvalResult", quantiles: Sequence[float], seeds: int | None = None,
+                   reference: "EvalResult | None" = None) -> pd.DataFrame:
+    """Every Table I cell as a function of the quantile ``q`` of the universal-threshold rule (the
+    threshold is :func:`vssl_helpers.threshold.universal_threshold` of ``reference``'s negative maxima
+    at ``q``; ``reference``: the threshold set's result of the same model, default ``result``).
+    Columns: ``q``, ``threshold``, :data:`CELLS`. Since the threshold grows with ``q``, this is also
+    every cell as a function of the threshold, on an axis shared by models whose maps have different
+    units. A fixed-threshold model keeps its value at every ``q``."""
+    ref = result if reference is None else reference
+    negs = {k: ref.maxima[k] for k in NEGATIVE_TYPES}
+    fixed = ref.threshold.rule.startswith("fixed")
+    rows = []
+    for q in quantiles:
+        t = ref.threshold.value if fixed else universal_threshold(negs, float(q)).value
+        rows.append({"q": float(q), "threshold": t, **table1_cells(sample_values(result.maps, result.gt, t, seeds=seeds))})
+    return pd.DataFrame(rows)
+
+
+def plot_threshold_curves(curves: Mapping[str, pd.DataFrame], marks: Mapping[str, float] | None = None,
                           cells: Sequence[str] = ("ciou_uth", "auc_uth", "pia_offscreen", "auc_n_offscreen", "f_loc", "f_auc"),
-                          title: str = "") -> "Figure":
-    """One panel per cell: each model's value against the threshold (:func:`threshold_curve`), its
-    universal threshold marked."""
+                          x: str = "threshold", title: str = "") -> "Figure":
+    """One panel per cell: each model's value against column ``x`` of its curve
+    (:func:`threshold_curve`: ``threshold``; :func:`quantile_curve`: ``q`` or ``threshold``), with
+    vertical marks at ``marks`` (``{label: x value}``, e.g. the quantile rules)."""
     import matplotlib.pyplot as plt
 
     from .tables import TABLE1_HEADERS
@@ -517,14 +548,15 @@ def plot_threshold_curves(curves: Mapping[str, pd.DataFrame], thresholds: Mappin
     nrow = -(-len(cells) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.7 * nrow), constrained_layout=True, squeeze=False)
     for ax, c in zip(axes.ravel(), cells):
-        for i, (m, df) in enumerate(curves.items()):
-            line, = ax.plot(df["threshold"], df[c], linewidth=1.3, label=m)
-            if thresholds and m in thresholds:
-                ax.axvline(thresholds[m], color=line.get_color(), linestyle=":", linewidth=1)
+        for m, df in curves.items():
+            ax.plot(df[x], df[c], linewidth=1.3, label=m)
+        for label, v in (marks or {}).items():
+            ax.axvline(v, color="grey", linestyle=":", linewidth=1)
+            ax.text(v, 98, label, fontsize=6, rotation=90, va="top", ha="right", color="grey")
         head = TABLE1_HEADERS.get(c, (c, ""))
         ax.set_title(f"{head[0]}: {head[1]}", fontsize=9)
         ax.set_ylim(0, 100)
-        ax.set_xlabel("threshold", fontsize=8)
+        ax.set_xlabel("quantile q of the threshold rule" if x == "q" else x, fontsize=8)
     for ax in axes.ravel()[len(cells):]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6.5)
