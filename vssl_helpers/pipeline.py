@@ -206,7 +206,7 @@ NOTEBOOKS: list[NotebookSpec] = [
         )
         for _name, _quick in (("beyond_audio_sensitivity", {}),
                               ("beyond_uncertainty", {"n_resamples": 200}),
-                              ("beyond_threshold_sensitivity", {"curve_points": 5, "curve_seeds": 1}))
+                              ("beyond_threshold_sensitivity", {"curve_points": 5}))
     ),
 ]
 

@@ -215,17 +215,23 @@ class SampleValues:
         return int(self.iou.shape[0])
 
 
-def sample_values(maps: "ExtendedMaps", gt: torch.Tensor, threshold: float, empty_gt: M.EmptyGtRule = "exclude",
-                  seeds: int | None = None) -> SampleValues:
+def sample_values(maps: "ExtendedMaps", gt: "torch.Tensor | M.PreparedGt", threshold: float,
+                  empty_gt: M.EmptyGtRule = "exclude", seeds: int | None = None,
+                  iou_adap: np.ndarray | None = None) -> SampleValues:
     """Per-sample IoUs and per-seed pIAs of ``maps`` at ``threshold`` (default scoring, no
     compatibility switches); ``seeds``: only the first ``seeds`` seeds of noise and off-screen
-    (``None``: all, as Table I)."""
+    (``None``: all, as Table I). For many thresholds on the same maps (the curves below), pass ``gt``
+    prepared once (:func:`vssl_helpers.metrics.prepare_gt`) and ``iou_adap`` from a first call: the
+    adaptive IoUs do not depend on the threshold."""
     t = float(threshold)
     s_all, n = maps.noise.shape[:2]
     s = s_all if seeds is None else max(1, min(int(seeds), s_all))
-    gt_rows = M.prepare_gt(gt)
+    gt_rows = gt if isinstance(gt, M.PreparedGt) else M.prepare_gt(gt)
     iou = M.ciou(maps.positive, gt_rows, t, empty_gt).double().cpu().numpy()
-    iou_adap = M.ciou_adaptive(maps.positive, gt_rows, empty_gt).double().cpu().numpy()
+    if iou_adap is None:
+        iou_adap = M.ciou_adaptive(maps.positive, gt_rows, empty_gt).double().cpu().numpy()
+    elif np.shape(iou_adap) != (n,):
+        raise ValueError(f"iou_adap: expected {n} values (one per sample), got shape {np.shape(iou_adap)}")
     sil = M.pia(maps.silence, t).double().cpu().numpy()
     pia = {"silence": np.broadcast_to(sil, (s, n)).copy()}
     for kind, m in (("noise", maps.noise[:s]), ("offscreen", maps.offscreen[:s])):
@@ -510,9 +516,13 @@ def quantile_thresholds(maxima: Mapping[str, Any], rules: Mapping[str, float] = 
 def threshold_curve(maps: "ExtendedMaps", gt: torch.Tensor, thresholds: Sequence[float], seeds: int | None = None) -> pd.DataFrame:
     """Every Table I cell (percent) at each threshold: one row per threshold (column ``threshold``,
     then :data:`CELLS`). ``seeds``: only the first seeds of the negatives (faster)."""
+    gt_rows = M.prepare_gt(gt)  # read once; the adaptive IoUs computed once (threshold-free)
+    adap = None
     rows = []
     for t in thresholds:
-        rows.append({"threshold": float(t), **table1_cells(sample_values(maps, gt, float(t), seeds=seeds))})
+        v = sample_values(maps, gt_rows, float(t), seeds=seeds, iou_adap=adap)
+        adap = v.iou_adap
+        rows.append({"threshold": float(t), **table1_cells(v)})
     return pd.DataFrame(rows)
 
 
@@ -527,11 +537,10 @@ def quantile_curve(result: "EvalResult", quantiles: Sequence[float], seeds: int 
     ref = result if reference is None else reference
     negs = {k: ref.maxima[k] for k in NEGATIVE_TYPES}
     fixed = ref.threshold.rule.startswith("fixed")
-    rows = []
-    for q in quantiles:
-        t = ref.threshold.value if fixed else universal_threshold(negs, float(q)).value
-        rows.append({"q": float(q), "threshold": t, **table1_cells(sample_values(result.maps, result.gt, t, seeds=seeds))})
-    return pd.DataFrame(rows)
+    thresholds = [ref.threshold.value if fixed else universal_threshold(negs, float(q)).value for q in quantiles]
+    curve = threshold_curve(result.maps, result.gt, thresholds, seeds=seeds)
+    curve.insert(0, "q", [float(q) for q in quantiles])
+    return curve
 
 
 def plot_threshold_curves(curves: Mapping[str, pd.DataFrame], marks: Mapping[str, float] | None = None,
@@ -589,10 +598,9 @@ def quantile_sensitivity(
     rows = []
     for key, by_model in results.items():
         for m, r in by_model.items():
-            for rule in rules:
-                t = thr[m][rule]
-                rows.append({"test_set": key, "model": m, "rule": rule, "threshold": t,
-                             **table1_cells(sample_values(r.maps, r.gt, t, seeds=seeds))})
+            curve = threshold_curve(r.maps, r.gt, [thr[m][rule] for rule in rules], seeds=seeds)
+            for rule, cells in zip(rules, curve.to_dict("records")):
+                rows.append({"test_set": key, "model": m, "rule": rule, **cells})
     return pd.DataFrame(rows)
 
 
