@@ -150,6 +150,16 @@ def test_bootstrap_intervals_cover_a_known_mean_at_the_stated_rate():
         assert lo <= k <= hi, f"{c}: {k}/{repeats} intervals cover the true mean (expected {lo:.0f}..{hi:.0f})"
 
 
+def test_sample_values_reject_adaptive_ious_of_another_length():
+    from vssl_helpers.engine import ExtendedMaps
+
+    maps = ExtendedMaps(positive=torch.rand(4, 7, 7), silence=torch.rand(4, 7, 7), noise=torch.rand(1, 4, 7, 7),
+                        offscreen=torch.rand(1, 4, 7, 7), offscreen_index=np.zeros((1, 4), dtype=int))
+    gt = torch.ones(4, 224, 224, dtype=torch.bool)
+    with pytest.raises(ValueError, match="iou_adap: expected 4 values"):
+        R.sample_values(maps, gt, 0.5, iou_adap=np.zeros(3))
+
+
 def test_paired_differences_detect_a_shift_and_not_noise():
     rng = np.random.default_rng(7)
     a = _values(rng, n=80)
@@ -276,6 +286,22 @@ def test_ranking_changes_on_a_hand_made_swap():
     assert "The best model changes in 1 cell(s) under max." in text
     with pytest.raises(ValueError, match="baseline"):
         R.ranking_changes(_sensitivity_table(), baseline="P99")
+
+
+def test_ranking_changes_compare_values_as_printed():
+    """Differences below the printed precision are ties (as Table I's marks): a swap of two models
+    0.003 points apart is no change of ranking; pIA ranks lowest first."""
+    rows = []
+    for rule, vals in (("Q3", {"a": 0.011, "b": 0.014, "c": 3.0}), ("P90", {"a": 0.014, "b": 0.011, "c": 0.5})):
+        for m, v in vals.items():
+            rows.append({"test_set": "s", "model": m, "rule": rule, **{c: v for c in R.CELLS}})
+    ch = R.ranking_changes(pd.DataFrame(rows), cells=["pia_noise", "f_loc"]).set_index("cell")
+    assert ch.loc["pia_noise", "Q3 order"] == "a = b > c"
+    assert ch.loc["pia_noise", "order"] == "a = b > c"
+    assert ch.loc["pia_noise", "same order"] and ch.loc["pia_noise", "kendall tau"] == 1.0
+    assert ch.loc["f_loc", "Q3 order"] == "c > a = b"
+    assert ch.loc["f_loc", "order"] == "c > a = b"
+    assert bool(ch.loc["f_loc", "same best"])
 
 
 def test_quantile_sensitivity_applies_the_reference_threshold_and_keeps_fixed_ones():

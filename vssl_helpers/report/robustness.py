@@ -604,17 +604,30 @@ def quantile_sensitivity(
     return pd.DataFrame(rows)
 
 
-def _order(values: pd.Series, cell: str) -> list[str]:
-    return list(values.sort_values(ascending=cell in LOWER_IS_BETTER, kind="mergesort").index)
+def _ranks(values: pd.Series, cell: str, decimals: int) -> pd.Series:
+    """Competition ranks (1 = best) of the models in one cell, values compared as printed (rounded
+    to ``decimals``): models that print the same share a rank, as Table I's marks."""
+    from scipy import stats
+
+    v = values.round(decimals).to_numpy()
+    return pd.Series(stats.rankdata(v if cell in LOWER_IS_BETTER else -v, method="min"), index=values.index)
+
+
+def _order_text(ranks: pd.Series) -> str:
+    """``a > b = c``: better first; ``=`` joins models with the same rank."""
+    groups = [" = ".join(g.index) for _, g in ranks.groupby(ranks, sort=True)]
+    return " > ".join(groups)
 
 
 def ranking_changes(table: pd.DataFrame, baseline: str = "Q3", cells: Sequence[str] = THRESHOLD_CELLS,
-                    exclude: Sequence[str] = ()) -> pd.DataFrame:
+                    exclude: Sequence[str] = (), decimals: int = 2) -> pd.DataFrame:
     """Does the ranking of the models change with the quantile rule? From :func:`quantile_sensitivity`:
     one row per (test set, cell, rule other than ``baseline``) with the ``baseline`` order, the rule's
-    order, ``same order``, ``same best`` and Kendall's tau between the two rankings
-    (:func:`scipy.stats.kendalltau`). Models in ``exclude`` (reference points) are not ranked.
-    ``cells``: default :data:`THRESHOLD_CELLS` (the adaptive columns do not move with the threshold)."""
+    order (``a > b``: a is better, i.e. higher, or lower for pIA; ``=``: the same value as printed,
+    ``decimals`` decimals), ``same order``, ``same best`` (the same set of best models) and Kendall's
+    tau-b between the two rankings (:func:`scipy.stats.kendalltau`; 1 when a ranking is all ties and
+    the other too). Models in ``exclude`` (reference points) are not ranked. ``cells``: default
+    :data:`THRESHOLD_CELLS` (the adaptive columns do not move with the threshold)."""
     from scipy import stats
 
     t = table[~table["model"].isin(list(exclude))]
@@ -624,13 +637,19 @@ def ranking_changes(table: pd.DataFrame, baseline: str = "Q3", cells: Sequence[s
     for key, g in t.groupby("test_set", sort=False):
         base = g[g["rule"] == baseline].set_index("model")
         for rule in [r for r in dict.fromkeys(g["rule"]) if r != baseline]:
-            other = g[g["rule"] == rule].set_index("model")
+            other = g[g["rule"] == rule].set_index("model").reindex(base.index)
             for c in cells:
-                o0, o1 = _order(base[c], c), _order(other[c].reindex(base.index), c)
-                tau = stats.kendalltau([o0.index(m) for m in base.index], [o1.index(m) for m in base.index]).statistic if len(o0) > 1 else 1.0
-                rows.append({"test_set": key, "cell": c, "rule": rule, f"{baseline} order": " > ".join(o0),
-                             "order": " > ".join(o1), "same order": o0 == o1, "same best": o0[0] == o1[0],
-                             "kendall tau": float(tau)})
+                r0, r1 = _ranks(base[c], c, decimals), _ranks(other[c], c, decimals)
+                same = bool((r0 == r1).all())
+                if same:
+                    tau = 1.0
+                elif r0.nunique() == 1 or r1.nunique() == 1:
+                    tau = 0.0  # one ranking is all ties: no order to agree with
+                else:
+                    tau = float(stats.kendalltau(r0.to_numpy(), r1.to_numpy()).statistic)
+                rows.append({"test_set": key, "cell": c, "rule": rule, f"{baseline} order": _order_text(r0),
+                             "order": _order_text(r1), "same order": same,
+                             "same best": set(r0.index[r0 == 1]) == set(r1.index[r1 == 1]), "kendall tau": tau})
     return pd.DataFrame(rows)
 
 
