@@ -283,6 +283,7 @@ def test_ranking_changes_on_a_hand_made_swap():
     text = R.threshold_sentence(ch.reset_index())
     assert "keeps the whole ranking of the models in 1 of 2" in text and "best model in 1 of 2" in text
     assert "moves most for f_loc on s under the max rule (Kendall τ = -0.33" in text
+    assert "no ranking left" not in text
     assert "The best model changes in 1 cell(s) under max." in text
     with pytest.raises(ValueError, match="baseline"):
         R.ranking_changes(_sensitivity_table(), baseline="P99")
@@ -302,6 +303,14 @@ def test_ranking_changes_compare_values_as_printed():
     assert ch.loc["f_loc", "Q3 order"] == "c > a = b"
     assert ch.loc["f_loc", "order"] == "c > a = b"
     assert bool(ch.loc["f_loc", "same best"])
+    # a rule under which every model prints the same value leaves no ranking: said as such
+    rows = [{"test_set": "s", "model": m, "rule": rule, **{c: (v if rule == "Q3" else 0.0) for c in R.CELLS}}
+            for rule in ("Q3", "max") for m, v in (("a", 1.0), ("b", 2.0))]
+    ch = R.ranking_changes(pd.DataFrame(rows), cells=["pia_noise"])
+    assert ch["order"].iloc[0] == "a = b" and ch["kendall tau"].iloc[0] == 0.0
+    text = R.threshold_sentence(ch)
+    assert "In 1 case(s) the rule leaves every model with the same printed value (no ranking left), e.g. pia_noise under max." in text
+    assert "moves most" not in text
 
 
 def test_quantile_sensitivity_applies_the_reference_threshold_and_keeps_fixed_ones():

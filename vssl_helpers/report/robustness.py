@@ -656,7 +656,8 @@ def ranking_changes(table: pd.DataFrame, baseline: str = "Q3", cells: Sequence[s
 def threshold_sentence(changes: pd.DataFrame, baseline: str = "Q3") -> str:
     """The "What this shows" paragraph of the threshold-sensitivity chapter, from
     :func:`ranking_changes`: how many (set, cell, rule) rankings keep the ``baseline`` order and the
-    best model, and which cell's ranking moves most (lowest Kendall tau)."""
+    best model, where a rule leaves no ranking at all (every model prints the same value), and which
+    remaining ranking moves most (lowest Kendall tau)."""
     if changes.empty:
         raise ValueError("changes: empty")
     n = len(changes)
@@ -666,9 +667,17 @@ def threshold_sentence(changes: pd.DataFrame, baseline: str = "Q3") -> str:
             f"{same} of {n} (test set, cell, rule) cases and the best model in {best} of {n}. ")
     if same == n:
         return text + "No conclusion of the table depends on the quantile."
-    w = changes.loc[changes["kendall tau"].idxmin()]
-    text += (f"The ranking moves most for {w['cell']} on {w['test_set']} under the {w['rule']} rule "
-             f"(Kendall τ = {w['kendall tau']:.2f}: {w['order']} instead of {w[f'{baseline} order']}).")
+    # a rule that leaves every model with the same value where the baseline ranked them
+    collapsed = ~changes["order"].str.contains(">", regex=False) & changes[f"{baseline} order"].str.contains(">", regex=False)
+    if collapsed.any():
+        text += (f"In {int(collapsed.sum())} case(s) the rule leaves every model with the same printed value "
+                 "(no ranking left), e.g. " + ", ".join(
+                     f"{r['cell']} under {r['rule']}" for _, r in changes[collapsed].head(3).iterrows()) + ". ")
+    moved = changes[~collapsed & ~changes["same order"]]
+    if not moved.empty:
+        w = moved.loc[moved["kendall tau"].idxmin()]
+        text += (f"Among the others, the ranking moves most for {w['cell']} on {w['test_set']} under the {w['rule']} "
+                 f"rule (Kendall τ = {w['kendall tau']:.2f}: {w['order']} instead of {w[f'{baseline} order']}).")
     flips = changes.loc[~changes["same best"]]
     if not flips.empty:
         by_rule = flips.groupby("rule", sort=False).size()
