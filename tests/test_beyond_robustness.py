@@ -337,3 +337,30 @@ def test_quantile_sensitivity_applies_the_reference_threshold_and_keeps_fixed_on
         assert table.loc[("ref", "f", rule), "threshold"] == 0.75
     with pytest.raises(ValueError, match="reference_set"):
         R.quantile_sensitivity(results, "nope")
+
+
+# ---------------------------------------------------------------------------------------- the book part
+
+
+def test_real_book_toc_keeps_the_beyond_the_paper_part(tmp_path):
+    """The committed table of contents is in parts; a real-data book's generated one keeps them, with
+    its executed chapters in book/real and the embedded-only chapters dropped."""
+    import shutil
+
+    import yaml
+
+    from vssl_helpers.pipeline import NotebookSpec, repo_root, write_real_toc
+
+    root = tmp_path
+    shutil.copy(repo_root() / "_toc.yml", root / "_toc.yml")
+    names = ["metric_definitions", "threshold_analysis_lvs", "results_tables", "beyond_audio_sensitivity",
+             "beyond_uncertainty", "beyond_threshold_sensitivity"]
+    # the threshold page is the per-model copy of its template
+    specs = [NotebookSpec(f"notebooks/{n.removesuffix('_lvs')}.ipynb", f"{n}.ipynb") for n in names]
+    toc = yaml.safe_load(write_real_toc(specs, root, root / "book" / "real").read_text())
+    parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
+    assert parts["Beyond the paper"] == [f"book/real/{n}" for n in names[3:]]
+    first = parts["The paper, reproduced"]
+    assert "book/real/threshold_analysis_lvs" in first and "book/real/results_tables" in first
+    assert not any("embedded_benchmark" in f or "book/generated" in f for f in first)
+    assert "book/models/index" in first and "book/cite" in first

@@ -272,7 +272,9 @@ def write_real_intro(record: Mapping[str, Any], root: Path, out_dir: Path) -> Pa
         "of positive and negative maps.",
         "4. *Table I*: the models of this build on the sets above, beside the paper's printed table.",
         "5. *Qualitative figures*: maps at the universal threshold for each audio.",
-        "6. *Model cards*: the seven evaluated models and how each is loaded.", "",
+        "6. *Model cards*: the seven evaluated models and how each is loaded.",
+        "7. *Beyond the paper*: threshold-free audio sensitivity (AUROC), bootstrap confidence intervals of "
+        "every Table I cell, and how the ranking depends on the threshold rule.", "",
         paper,
     ])
     out_dir.mkdir(parents=True, exist_ok=True)
