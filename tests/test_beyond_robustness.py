@@ -339,6 +339,33 @@ def test_quantile_sensitivity_applies_the_reference_threshold_and_keeps_fixed_on
         R.quantile_sensitivity(results, "nope")
 
 
+def test_quantile_sensitivity_reuses_a_default_row_only_at_its_own_threshold():
+    """A run scored by default at the rule's threshold contributes its stored Table I row (equal to
+    the recomputed cells, checked against the engine above); every other rule is recomputed."""
+    from vssl_helpers.engine import ExtendedMaps, maxima_by_type, summarize_extended
+    from vssl_helpers.threshold import universal_threshold
+
+    g = torch.Generator().manual_seed(14)
+    n, s = 8, 2
+    maps = ExtendedMaps(positive=torch.rand(n, 7, 7, generator=g), silence=torch.rand(n, 7, 7, generator=g),
+                        noise=torch.rand(s, n, 7, 7, generator=g), offscreen=torch.rand(s, n, 7, 7, generator=g),
+                        offscreen_index=np.zeros((s, n), dtype=int))
+    gt = torch.zeros(n, 224, 224, dtype=torch.bool)
+    gt[:, 30:160, 30:160] = True
+    maxima = maxima_by_type(maps)
+    thr = universal_threshold({k: maxima[k] for k in ("silence", "noise", "offscreen")}, 0.75)
+    row = summarize_extended(maps, gt, thr.value)[0]
+    marked = {**row, "f_loc": -1.0}  # a marker: shows where the stored row was used
+    prov = {"compat": {"effective": {"x": False}}, "engine": {"empty_gt": "exclude"}}
+    r = SimpleNamespace(maps=maps, gt=gt, maxima=maxima, threshold=thr, row=marked, provenance=prov)
+    table = R.quantile_sensitivity({"ref": {"m": r}}, "ref").set_index("rule")
+    assert table.loc["Q3", "f_loc"] == -1.0
+    assert table.loc["median", "f_loc"] >= 0
+    compat = SimpleNamespace(**{**vars(r), "provenance": {"compat": {"effective": {"x": True}}, "engine": {}}})
+    table = R.quantile_sensitivity({"ref": {"m": compat}}, "ref").set_index("rule")
+    assert table.loc["Q3", "f_loc"] == pytest.approx(row["f_loc"], abs=1e-9)
+
+
 # ---------------------------------------------------------------------------------------- the book part
 
 

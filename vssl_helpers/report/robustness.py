@@ -598,10 +598,22 @@ def quantile_sensitivity(
     rows = []
     for key, by_model in results.items():
         for m, r in by_model.items():
-            curve = threshold_curve(r.maps, r.gt, [thr[m][rule] for rule in rules], seeds=seeds)
-            for rule, cells in zip(rules, curve.to_dict("records")):
-                rows.append({"test_set": key, "model": m, "rule": rule, **cells})
+            # the run's own threshold with the default scoring: its Table I row is already computed
+            own = [rule for rule in rules if thr[m][rule] == r.threshold.value and seeds is None and _default_scoring(r)]
+            todo = [rule for rule in rules if rule not in own]
+            curve = threshold_curve(r.maps, r.gt, [thr[m][rule] for rule in todo], seeds=seeds) if todo else pd.DataFrame()
+            by_rule = dict(zip(todo, curve.to_dict("records")))
+            by_rule.update({rule: {"threshold": r.threshold.value, **{c: float(r.row[c]) for c in CELLS}} for rule in own})
+            rows += [{"test_set": key, "model": m, "rule": rule, **by_rule[rule]} for rule in rules]
     return pd.DataFrame(rows)
+
+
+def _default_scoring(result: Any) -> bool:
+    """True when ``result``'s row was scored as this module scores (no effective compatibility switch,
+    empty GT excluded), so that its Table I row can stand for :func:`table1_cells` at its threshold."""
+    prov = getattr(result, "provenance", None) or {}
+    compat = (prov.get("compat") or {}).get("effective", {})
+    return bool(prov) and not any(compat.values()) and prov.get("engine", {}).get("empty_gt", "exclude") == "exclude"
 
 
 def _ranks(values: pd.Series, cell: str, decimals: int) -> pd.Series:
