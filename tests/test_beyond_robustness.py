@@ -387,7 +387,7 @@ def test_real_book_toc_keeps_the_beyond_the_paper_part(tmp_path):
     toc = yaml.safe_load(write_real_toc(specs, root, root / "book" / "real").read_text())
     parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
     assert parts["Beyond the paper"] == [f"book/real/{n}" for n in names[3:]]
-    first = parts["The paper, reproduced"]
+    first = parts["The companion"]
     assert "book/real/threshold_analysis_lvs" in first and "book/real/results_tables" in first
     assert not any("embedded_benchmark" in f or "book/generated" in f for f in first)
     assert "book/models/index" in first and "book/cite" in first
