@@ -88,7 +88,8 @@ def test_pipeline_parameters_come_from_the_defaults():
 
     assert pipeline.THRESHOLD_MODELS == DEFAULTS.threshold_models
     results = [s for s in pipeline.NOTEBOOKS if s.prepare == "vssl_helpers.report.runs:prepare"]
-    assert len(results) == len(DEFAULTS.threshold_models) + 5  # embedded, threshold pages, table, figures, compat, own model
+    # embedded, threshold pages, table, figures, compat, own model, 3 "Beyond the paper" chapters
+    assert len(results) == len(DEFAULTS.threshold_models) + 5 + 3
     for spec in results:
         p = spec.effective_parameters()
         assert {k: p[k] for k in DEFAULTS.book_parameters()} == DEFAULTS.book_parameters(), spec.output

@@ -54,6 +54,12 @@ CHROMIUM_ARGS = [
 METRIC_PAGE = "book/generated/metric_definitions.html"
 RESULTS_PAGE = "book/generated/results_tables.html"
 OWN_MODEL_PAGE = "book/generated/own_model.html"
+#: "Beyond the paper" (issue 15): each page shows a table and, where it has one, a figure.
+BEYOND_PAGES: dict[str, bool] = {  # page -> has figures
+    "book/generated/beyond_audio_sensitivity.html": True,
+    "book/generated/beyond_uncertainty.html": False,
+    "book/generated/beyond_threshold_sensitivity.html": True,
+}
 #: The threshold explorer: threshold_analysis.html, or one page per model (threshold_analysis_<model>.html).
 THRESHOLD_PAGES = re.compile(r"book/generated/threshold_analysis(_[\w-]+)?\.html")
 #: Per-page time limits (ms): navigation, then MathJax/widgets/images settling.
@@ -461,6 +467,15 @@ def test_own_model_page_shows_the_plugin(visits: dict[str, Visit]) -> None:
         f"{page.url}: no table with the example plugin beside the demo models"
     )
     assert page.images >= 1 and not page.broken_images, f"{page.url}: {page.images} images, broken {page.broken_images}"
+
+
+@pytest.mark.parametrize("page", sorted(BEYOND_PAGES))
+def test_beyond_the_paper_pages_show_tables_and_figures(visits: dict[str, Visit], page: str) -> None:
+    assert page in visits, f"{page} is not in the book (pages: {sorted(visits)})"
+    v = visits[page]
+    assert v.tables, f"{v.url}: no <table>"
+    if BEYOND_PAGES[page]:
+        assert v.images >= 1 and not v.broken_images, f"{v.url}: {v.images} images, broken {v.broken_images}"
 
 
 def test_widgets_render(visits: dict[str, Visit]) -> None:
