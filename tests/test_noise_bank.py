@@ -106,3 +106,24 @@ def test_engine_bank_maps_equal_naive_forward(tiny):
                 wave = torch.from_numpy(noise_waveform(int(bank.noise_bank_seeds[s, bank.noise_assign[row, s]]), t))[None]
                 naive = model.joint_maps(img, wave, gt=torch.from_numpy(arr["masks"][k : k + 1]))[0]
                 torch.testing.assert_close(res.maps.noise[s, row], naive, atol=1e-5, rtol=0)
+
+
+def test_bank_equivalence_table_and_summary():
+    from types import SimpleNamespace
+
+    from vssl_helpers.report.noise_bank import bank_equivalence, equivalence_summary
+
+    seeds = [{"pia_noise": v, "ciou_uth": 40.0} for v in (10.0, 12.0, 14.0)]  # sd 2, range 10..14
+    plain = SimpleNamespace(row={"pia_noise": 12.0, "ciou_uth": 40.0}, per_seed=seeds)
+    near = SimpleNamespace(row={"pia_noise": 13.5, "ciou_uth": 40.0}, per_seed=seeds)
+    far = SimpleNamespace(row={"pia_noise": 14.5, "ciou_uth": 40.2}, per_seed=seeds)
+    t = bank_equivalence(plain, near, ["pia_noise", "ciou_uth"]).set_index("column")
+    assert t.loc["pia_noise", "seed_sd"] == pytest.approx(2.0) and t.loc["pia_noise", "within"]
+    assert t.loc["ciou_uth", "within"] and t.loc["ciou_uth", "difference"] == 0
+    u = bank_equivalence(plain, far, ["pia_noise", "ciou_uth"]).set_index("column")
+    assert not u.loc["pia_noise", "within"] and not u.loc["pia_noise", "within_range"]  # 2.5 > sd 2, 14.5 > 14
+    assert not u.loc["ciou_uth", "within"]  # positives do not depend on the seed: any change is outside
+    text = equivalence_summary({("m", 8): bank_equivalence(plain, far, ["pia_noise", "ciou_uth"])}, {8: 3.0})
+    assert "K = 8" in text and "0 of 2" in text and "m: pIA noise, cIoU U.th." in text and "3.00x" in text
+    with pytest.raises(ValueError, match="seeds"):
+        bank_equivalence(plain, SimpleNamespace(row={}, per_seed=seeds[:2]))
