@@ -55,6 +55,9 @@ METRIC_PAGE = "book/generated/metric_definitions.html"
 RESULTS_PAGE = "book/generated/results_tables.html"
 OWN_MODEL_PAGE = "book/generated/own_model.html"
 #: The threshold explorer: threshold_analysis.html, or one page per model (threshold_analysis_<model>.html).
+#: The "Beyond the paper" chapters of issue 15 items 4-7 (helper F): each has a figure and a table.
+BEYOND_F_PAGES = tuple(f"book/generated/beyond_{n}.html"
+                       for n in ("metric_relations", "compat_rankings", "negatives_training", "noise_bank"))
 THRESHOLD_PAGES = re.compile(r"book/generated/threshold_analysis(_[\w-]+)?\.html")
 #: Per-page time limits (ms): navigation, then MathJax/widgets/images settling.
 NAV_TIMEOUT_MS = 20_000
@@ -461,6 +464,17 @@ def test_own_model_page_shows_the_plugin(visits: dict[str, Visit]) -> None:
         f"{page.url}: no table with the example plugin beside the demo models"
     )
     assert page.images >= 1 and not page.broken_images, f"{page.url}: {page.images} images, broken {page.broken_images}"
+
+
+def test_beyond_pages_have_figures_and_tables(visits: dict[str, Visit]) -> None:
+    """Each "Beyond the paper" chapter of items 4-7 is in the book, with a loaded figure, a table and
+    no broken image (its "What this shows" paragraph is generated from the numbers it shows)."""
+    missing = [p for p in BEYOND_F_PAGES if p not in visits]
+    assert not missing, f"not in the book: {missing} (pages: {sorted(visits)})"
+    for name in BEYOND_F_PAGES:
+        page = visits[name]
+        assert page.images >= 1 and not page.broken_images, f"{page.url}: {page.images} images, broken {page.broken_images}"
+        assert page.tables, f"{page.url}: no <table>"
 
 
 def test_widgets_render(visits: dict[str, Visit]) -> None:
