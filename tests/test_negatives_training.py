@@ -46,4 +46,14 @@ def test_knob_and_seed_tables_and_summary():
     comp = pd.DataFrame([{"set": "s", "plain": "demo-ezvsl", "column": "f_loc", "header": "F_LOC", "negaware": 60.0,
                           "plain_value": 50.0, "difference": 10.0, "better": True, "spread": 1.0, "clear": True}])
     text = negatives_summary(comp, kt)
-    assert "clearly on 1 of 1 columns" in text and "+2.0, +11.0 pp" in text and "grows" in text and "Caveats" in text
+    assert "clearly on 1 of 1 columns" in text and "+2.0, +11.0 pp" in text and "grows" in text and "compare two thresholds" in text and "Caveats" in text
+
+
+def test_summary_judges_f_loc_against_the_training_seed_spread():
+    comp = pd.DataFrame([{"set": "s", "plain": p, "column": "f_loc", "header": "F_LOC", "negaware": 60.0,
+                          "plain_value": v, "difference": 60.0 - v, "better": v < 60, "spread": 0.0, "clear": True}
+                         for p, v in (("demo-ezvsl", 59.0), ("demo-lvs", 0.0))])
+    spread = pd.DataFrame({"model": ["demo-ezvsl", "demo-lvs", "demo-negaware"], "f_loc": [0.4, 3.0, 1.0]})
+    text = negatives_summary(comp, knob_table(None), seed_spread=spread)
+    assert "demo-ezvsl on s: +1.0 pp, within 2 sd = 2.0 pp" in text
+    assert "demo-lvs on s: +60.0 pp, beyond 2 sd = 6.0 pp" in text
