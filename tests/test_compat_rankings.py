@@ -30,11 +30,13 @@ def test_flips_ties_and_directions():
     assert s.loc[("swap", "ciou_uth"), "flipped"] == "a/b" and s.loc[("swap", "pia_noise"), "flipped"] == "a/b"
     assert s.loc[("default", "pia_noise"), "default_order"] == "a > b > c"  # lower pIA first
     assert s.loc[("tie", "ciou_uth"), "flipped"] == "a/b" and s.loc[("tie", "pia_noise"), "survives"]
+    assert s.loc[("swap", "ciou_uth"), "max_default_gap"] == 10 and s.loc[("swap", "pia_noise"), "max_default_gap"] == 4
     m = survival_matrix(ranking_survival(eff, ["ciou_uth", "pia_noise"]))
     assert list(m.index) == ["same", "swap", "tie"] and m.loc["same", "cIoU U.th."] == "✓"
     assert m.loc["swap", "pIA noise"] == "1 flip(s)"
     text = rankings_summary(ranking_survival(eff, ["ciou_uth", "pia_noise"]), 3, 96)
     assert "1 of 3 variants" in text and "(same)" in text and "swap reorders cIoU U.th., pIA noise" in text
+    assert "at most 10.00 pp apart" in text and "separates clearly" in text
     with pytest.raises(ValueError, match="two models"):
         ranking_survival(eff[eff["model"] == "a"])
 

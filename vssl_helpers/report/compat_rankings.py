@@ -31,7 +31,8 @@ def ranking_survival(effects: pd.DataFrame, columns: Sequence[str] = tuple(TABLE
     """One row per (variant, column) of a :func:`~vssl_helpers.report.compat_effects.compat_effects`
     table with at least two models: the default order (best first: pIA lower is better, every other
     column higher), the variant's order, the flipped pairs (``"a/b"``; differences within ``tol``
-    are ties) and ``survives``.
+    are ties), ``max_default_gap`` (the largest default difference of a flipped pair, in the
+    column's units: how close the pairs that swap were to begin with) and ``survives``.
 
     Raises:
         ValueError: fewer than two models, or no ``default`` variant.
@@ -48,15 +49,17 @@ def ranking_survival(effects: pd.DataFrame, columns: Sequence[str] = tuple(TABLE
             hb = not c.startswith("pia_")
             base = table.loc["default"][c].reindex(models)
             var = table.loc[variant][c].reindex(models)
-            flips = []
+            flips, gaps = [], []
             for a, b in combinations(models, 2):
                 s0 = np.sign(base[a] - base[b]) if abs(base[a] - base[b]) > tol else 0.0
                 s1 = np.sign(var[a] - var[b]) if abs(var[a] - var[b]) > tol else 0.0
                 if s0 != s1:
                     flips.append(f"{a}/{b}")
+                    gaps.append(abs(float(base[a] - base[b])))
             rows.append({"variant": variant, "column": c, "header": TABLE_COLUMNS.get(c, c),
                          "default_order": " > ".join(_order(base, hb)), "variant_order": " > ".join(_order(var, hb)),
-                         "flipped": ", ".join(flips), "n_flipped": len(flips), "survives": not flips})
+                         "flipped": ", ".join(flips), "n_flipped": len(flips),
+                         "max_default_gap": max(gaps) if gaps else 0.0, "survives": not flips})
     return pd.DataFrame(rows)
 
 
@@ -86,6 +89,12 @@ def rankings_summary(survival: pd.DataFrame, n_models: int, n_samples: int) -> s
     for v in worst.index[:4]:
         cols = broken[broken["variant"] == v]
         details.append(f"{v} reorders {', '.join(cols['header'])} (e.g. {cols['flipped'].iloc[0]})")
+    gap = float(broken["max_default_gap"].max())
+    g = broken.loc[broken["max_default_gap"].idxmax()]
+    text += (f" Every pair that swaps was at most {gap:.2f} pp apart under the default scoring ({g['header']}, "
+             f"{g['flipped'].split(', ')[0]} under {g['variant']})"
+             + (": the deviations reorder only models that the default already barely separates."
+                if gap < 1.0 else ": some deviations reorder models that the default separates clearly."))
     cols_hit = broken.groupby("header")["variant"].nunique().sort_values(ascending=False)
     return (text + " " + "; ".join(details) + ". The most fragile column is "
             f"{cols_hit.index[0]} ({cols_hit.iloc[0]} variant(s) reorder it); a conclusion drawn from it depends on "

@@ -165,6 +165,6 @@ def negatives_summary(comparison: pd.DataFrame, knob: pd.DataFrame, negaware: st
         "each model is scored at its own universal threshold, set from its own negatives, so the pIA columns "
         "compare two thresholds (the AUROC rows do not); "
         "the models are small and trained for minutes, and one training seed is shown; on real video, "
-        "off-screen sounds are neither labelled nor cleanly separable, so the size of the gain does not carry over."
+        "off-screen sounds are neither labelled nor cleanly separable, so neither the size nor the sign of these differences need carry over."
     )
     return text
