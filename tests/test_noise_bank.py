@@ -125,5 +125,11 @@ def test_bank_equivalence_table_and_summary():
     assert not u.loc["ciou_uth", "within"]  # positives do not depend on the seed: any change is outside
     text = equivalence_summary({("m", 8): bank_equivalence(plain, far, ["pia_noise", "ciou_uth"])}, {8: 3.0})
     assert "K = 8" in text and "0 of 2" in text and "m: pIA noise, cIoU U.th." in text and "3.00x" in text
+    assert "moves the universal threshold" not in text  # no threshold row given
+    thr_seeds = [{**r, "threshold": 0.5} for r in seeds]
+    p2 = SimpleNamespace(row={**plain.row, "threshold": 0.5}, per_seed=thr_seeds)
+    b2 = SimpleNamespace(row={**far.row, "threshold": 0.52}, per_seed=thr_seeds)
+    text2 = equivalence_summary({("m", 8): bank_equivalence(p2, b2, ["threshold", "ciou_uth"])})
+    assert "For m the bank moves the universal threshold" in text2
     with pytest.raises(ValueError, match="seeds"):
         bank_equivalence(plain, SimpleNamespace(row={}, per_seed=seeds[:2]))
