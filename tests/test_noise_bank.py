@@ -133,3 +133,34 @@ def test_bank_equivalence_table_and_summary():
     assert "For m the bank moves the universal threshold" in text2
     with pytest.raises(ValueError, match="seeds"):
         bank_equivalence(plain, SimpleNamespace(row={}, per_seed=seeds[:2]))
+
+
+def test_cli_noise_bank_flag(tmp_path, monkeypatch, capsys):
+    import json
+
+    from vssl_helpers.cli import main
+
+    monkeypatch.setenv("VSSL_CACHE", str(tmp_path / "cache"))
+    small = ["evaluate", "--model", "demo-random", "--testset", "synthetic", "--n-images", "6", "--seeds", "2",
+             "--no-progress", "--store", str(tmp_path / "s")]
+    assert main([*small, "--noise-bank", "0"]) == 2
+    assert "--noise-bank 0: expected a positive number of noise clips per seed" in capsys.readouterr().err
+    out_bank, out_plain = tmp_path / "b.json", tmp_path / "p.json"
+    assert main([*small, "--noise-bank", "3", "--out", str(out_bank)]) == 0
+    assert main([*small, "--out", str(out_plain)]) == 0
+    bank, plain = json.loads(out_bank.read_text()), json.loads(out_plain.read_text())
+    assert bank["noise_bank"] == 3 and plain["noise_bank"] is None
+    assert bank["manifest_sha256"] != plain["manifest_sha256"]
+    assert bank["pooled"]["ciou_adap"] == plain["pooled"]["ciou_adap"]  # positives do not depend on the noise
+
+
+def test_book_config_noise_bank_key(tmp_path):
+    from vssl_helpers.report.runs import BookConfigError, book_config_from_dict
+
+    base = {"testsets": {"vggss": {"data_root": str(tmp_path)}}, "models": {"ezvsl": None}}
+    assert book_config_from_dict(base).noise_bank is None
+    cfg = book_config_from_dict({**base, "noise_bank": 16})
+    assert cfg.noise_bank == 16 and book_config_from_dict(cfg.to_dict()).noise_bank == 16
+    for bad in (0, "8", True):
+        with pytest.raises(BookConfigError, match="noise_bank: expected an integer >= 1"):
+            book_config_from_dict({**base, "noise_bank": bad})
