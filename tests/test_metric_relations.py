@@ -104,3 +104,31 @@ def pd_relations():
     for k in ("silence", "noise", "offscreen"):
         row.update({f"gap_n_{k}": 0.1, f"one_minus_pia_{k}": 90.0, f"auc_n_{k}": 90.1, f"share_silent_{k}": 5.0})
     return pd.DataFrame([row])
+
+
+def test_real_book_keeps_the_metric_relations_chapter_in_its_part(tmp_path, monkeypatch):
+    """A real-data book runs this chapter on the configured models; write_real_toc keeps the parts of
+    the committed _toc.yml and drops the chapters (and parts) that do not run on real data."""
+    import yaml
+
+    from vssl_helpers import pipeline
+    from vssl_helpers.report import runs
+
+    cfg = runs.book_config_from_dict({"testsets": {"vggss": {"data_root": str(tmp_path)}}, "models": {"ezvsl": None}})
+    monkeypatch.setattr(runs, "load_book_config", lambda c: cfg)  # validation would need the media
+    specs = pipeline.real_book_specs(tmp_path / "c.json")
+    spec = next(s for s in specs if s.output == "beyond_metric_relations.ipynb")
+    assert spec.effective_parameters()["compared_models"] == ["ezvsl"] and spec.prepare is None
+    root = pipeline.repo_root()
+    out = root / "_build" / f"toc-check-{tmp_path.name}"
+    try:
+        toc = yaml.safe_load(pipeline.write_real_toc(specs, root, out).read_text())
+    finally:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    beyond = [p for p in toc["parts"] if p.get("caption") == "Beyond the paper"]
+    rel = out.relative_to(root).as_posix()
+    assert beyond and [c["file"] for c in beyond[0]["chapters"]] == [f"{rel}/beyond_metric_relations"]
+    files = [c.get("file") for p in toc["parts"] for c in p["chapters"]]
+    assert not any(f.startswith("book/generated/") for f in files)  # no embedded-book page left

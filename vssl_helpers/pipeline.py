@@ -251,6 +251,10 @@ def real_book_specs(config: str | Path) -> list[NotebookSpec]:
                      parameters={**base, "models": models, "reference_models": []}, prepare=prepare),
         NotebookSpec("notebooks/qualitative_figures.ipynb", "qualitative_figures.ipynb",
                      parameters={**base, "models": models}, prepare=prepare, quick_parameters={"images": [0]}),
+        # "Beyond the paper": the metric relations read the configured models' stored maps; the other
+        # chapters of that part compare demo models (or compute new maps) and stay in the embedded book
+        NotebookSpec("notebooks/beyond_metric_relations.ipynb", "beyond_metric_relations.ipynb",
+                     parameters={**base, "compared_models": models}),
     ]
 
 
