@@ -64,6 +64,10 @@ def test_notebook_parameter_cells_equal_the_run_defaults(path):
         from vssl_helpers.report.negatives_training import NEGAWARE, PLAIN_MODELS
 
         assert params["plain_models"] == list(PLAIN_MODELS) and params["negaware_model"] == NEGAWARE, path.name
+    if "bank_models" in params:
+        from vssl_helpers.report.noise_bank import BANK_MODELS
+
+        assert params["bank_models"] == list(BANK_MODELS), path.name
     if "model" in params:  # the threshold chapter, one copy per model: its default is the first
         assert params["model"] == DEFAULTS.threshold_models[0], path.name
     if "n_test_images" in params:

@@ -220,7 +220,7 @@ NOTEBOOKS: list[NotebookSpec] = [
     NotebookSpec(
         template="notebooks/beyond_noise_bank.ipynb",
         output="beyond_noise_bank.ipynb",
-        parameters={**_RESULT_PARAMETERS, "compared_models": list(DEFAULTS.threshold_models), "bank_size": 8},
+        parameters={**_RESULT_PARAMETERS, "bank_models": ["demo-ezvsl", "demo-lvs", "demo-negaware"], "bank_size": 8},
         quick_parameters={**_RESULT_QUICK, "bank_size": 2},
     ),
 ]

@@ -20,7 +20,11 @@ import pandas as pd
 
 from .compat_effects import TABLE_COLUMNS
 
-__all__ = ["EQUIVALENCE_COLUMNS", "bank_equivalence", "equivalence_summary"]
+__all__ = ["BANK_MODELS", "EQUIVALENCE_COLUMNS", "bank_equivalence", "equivalence_summary"]
+
+BANK_MODELS: tuple[str, ...] = ("demo-ezvsl", "demo-lvs", "demo-negaware")
+"""The book chapter's models: the trained demo models, which hear the noise (the audio-blind saliency
+baseline gives identical maps with or without a bank; ``benchmarks/noise_bank.py`` includes it)."""
 
 EQUIVALENCE_COLUMNS: tuple[str, ...] = ("threshold", *TABLE_COLUMNS, "auroc_noise")
 """Checked columns: the universal threshold, every Table I column, the noise AUROC."""
