@@ -58,6 +58,16 @@ def test_notebook_parameter_cells_equal_the_run_defaults(path):
     if "models" in params:
         expected = list({"compat_effects": DEFAULTS.compat_models, "own_model": DEFAULTS.own_model_models}.get(path.stem, DEFAULTS.models))
         assert params["models"] == expected, path.name
+    if "compared_models" in params:  # the "Beyond the paper" chapters compare the threshold chapters' models
+        assert params["compared_models"] == list(DEFAULTS.threshold_models), path.name
+    if "plain_models" in params:
+        from vssl_helpers.report.negatives_training import NEGAWARE, PLAIN_MODELS
+
+        assert params["plain_models"] == list(PLAIN_MODELS) and params["negaware_model"] == NEGAWARE, path.name
+    if "bank_models" in params:
+        from vssl_helpers.report.noise_bank import BANK_MODELS
+
+        assert params["bank_models"] == list(BANK_MODELS), path.name
     if "model" in params:  # the threshold chapter, one copy per model: its default is the first
         assert params["model"] == DEFAULTS.threshold_models[0], path.name
     if "n_test_images" in params:

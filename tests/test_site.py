@@ -59,6 +59,10 @@ BEYOND_PAGES: dict[str, bool] = {  # page -> has figures
     "book/generated/beyond_audio_sensitivity.html": True,
     "book/generated/beyond_uncertainty.html": False,
     "book/generated/beyond_threshold_sensitivity.html": True,
+    "book/generated/beyond_metric_relations.html": True,
+    "book/generated/beyond_compat_rankings.html": True,
+    "book/generated/beyond_negatives_training.html": True,
+    "book/generated/beyond_noise_bank.html": True,
 }
 #: The threshold explorer: threshold_analysis.html, or one page per model (threshold_analysis_<model>.html).
 THRESHOLD_PAGES = re.compile(r"book/generated/threshold_analysis(_[\w-]+)?\.html")

@@ -70,6 +70,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seeds", type=int, default=None, metavar="N",
                    help=f"how many negative seeds per sample (a count: seeds 0..N-1; default {DEFAULTS.n_seeds}, as the "
                    "paper, or the manifest's count)")
+    g.add_argument("--noise-bank", type=int, default=None, metavar="K",
+                   help="opt-in cheaper protocol: K noise clips per seed shared by every sample (recorded in the "
+                   "manifest and its hash) instead of one per sample and seed as the paper; default: off")
     g.add_argument("--n-images", type=int, default=None, metavar="N",
                    help=f"synthetic only: number of images (default {DEFAULTS.n_images}, or the manifest's count)")
     g.add_argument("--on-missing", choices=["raise", "skip"], default=DEFAULTS.on_missing,
@@ -471,6 +474,12 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
         if "n_images" in testset_options(args.testset) and args.n_images is None:
             print(f"--n-images {len(ds)}: fixed by the manifest {args.manifest}", file=sys.stderr)
+    if args.noise_bank is not None:
+        from .negatives import with_noise_bank
+
+        if args.noise_bank < 1:
+            raise CliError(f"--noise-bank {args.noise_bank}: expected a positive number of noise clips per seed")
+        manifest = with_noise_bank(manifest, args.noise_bank)
     skipped = skipped_samples(ds)
     if skipped:
         _warn(f"--on-missing skip: {len(skipped)} sample(s) of {args.testset} skipped for missing or unreadable media "

@@ -3,7 +3,9 @@
 For a model and an extended test set (positives plus, for each of S seeds, silence, noise and an
 off-screen clip per sample), every image is encoded once and every *distinct* audio once: silence
 is one clip for the whole set (it is the same for every seed), off-screen audio is another test
-clip whose embedding already exists, and only the noise clips are new. Maps come from pairing
+clip whose embedding already exists, and only the noise clips are new (one per sample and seed, as
+the paper; with a manifest's opt-in noise bank, :func:`vssl_helpers.negatives.with_noise_bank`, K
+clips per seed encoded once). Maps come from pairing
 embeddings; metrics are computed from the maps afterwards, never inside the model loop.
 
 This module holds the one evaluation function, :func:`evaluate` (model, test set, manifest,
@@ -314,7 +316,7 @@ class _ItemDataset(torch.utils.data.Dataset):
     pool clip, and its S noise clips at the model's clip length (generated here, in the workers).
     Batch with :func:`_collate_items`."""
 
-    def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray, need_gt: bool, need_audio: bool,
+    def __init__(self, source: _MediaSource, rows: np.ndarray, noise_seeds: np.ndarray | None, need_gt: bool, need_audio: bool,
                  noise_clip: bool = True) -> None:
         self.source, self.rows, self.noise_seeds = source, rows, noise_seeds
         self.need_gt, self.need_audio = need_gt, need_audio
@@ -331,8 +333,9 @@ class _ItemDataset(torch.utils.data.Dataset):
         out = {
             "row": torch.tensor(i),
             "image": self.source.image(j),
-            "noise": torch.from_numpy(np.stack([noise_waveform(int(k), n, self.noise_clip) for k in self.noise_seeds[i]])),
         }
+        if self.noise_seeds is not None:  # None: a noise bank, encoded once per run instead
+            out["noise"] = torch.from_numpy(np.stack([noise_waveform(int(k), n, self.noise_clip) for k in self.noise_seeds[i]]))
         if self.need_gt:
             out["gt"] = torch.from_numpy(np.ascontiguousarray(self.source.masks[j]))
         if self.need_audio:
@@ -611,7 +614,21 @@ def _evaluate(
         for k in pending:
             i0, i1 = run.shard_range(k)
             batches.extend(list(range(b, min(b + batch_size, i1))) for b in range(i0, i1, batch_size))
-        ds = _ItemDataset(source, rows, manifest.noise_seeds, cfg.needs_gt, need_audio, noise_clipped(cmp))
+        bank = manifest.noise_bank_seeds  # S × K clip seeds of an opt-in noise bank, else None
+        if bank is not None:
+            # a noise bank: its S·K clips are encoded once here (seed-major), and every sample's noise
+            # map pairs its image with the embedding of the clip the manifest assigns it
+            from .negatives import noise_waveform
+
+            waves = torch.from_numpy(np.stack([noise_waveform(int(k), n_audio, noise_clipped(cmp)) for k in bank.reshape(-1)]))
+            with _autocast(dev, dtype), negative_frontend(model, "noise", cmp):
+                bank_emb = torch.cat([model.encode_audio(waves[c : c + batch_size].to(dev))
+                                      for c in range(0, waves.shape[0], batch_size)]).float()
+            bank_k = bank.shape[1]
+            assign = torch.as_tensor(manifest.noise_assign, device=dev)  # N × S clip indices
+            seed_base = torch.arange(s_count, device=dev).view(-1, 1) * bank_k
+        ds = _ItemDataset(source, rows, None if bank is not None else manifest.noise_seeds, cfg.needs_gt, need_audio,
+                          noise_clipped(cmp))
         loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=_collate_items, **loader_kw)
         off_idx = torch.as_tensor(manifest.offscreen, device=dev)  # N × S pool indices
         pos_idx = torch.as_tensor(pos_pool, device=dev)
@@ -634,11 +651,14 @@ def _evaluate(
                     pos = pool_emb[pos_idx[r]]
                 buf["positive"].append(model.similarity(visual, pos.to(visual.dtype)).float().cpu())
                 buf["silence"].append(model.similarity(visual, sil_emb.expand(b, *sil_emb.shape[1:]).to(visual.dtype)).float().cpu())
-                noise = batch["noise"].to(dev, non_blocking=True)  # B × S × T
-                # seed-major so that a reshape gives S × B maps; encoded in chunks of batch_size clips
-                flat = noise.transpose(0, 1).reshape(s_count * b, -1)
-                with negative_frontend(model, "noise", cmp):
-                    nemb = torch.cat([model.encode_audio(flat[c : c + batch_size]) for c in range(0, flat.shape[0], batch_size)])
+                if bank is not None:
+                    nemb = bank_emb[(seed_base + assign[r].T).reshape(-1)]  # seed-major, as below
+                else:
+                    noise = batch["noise"].to(dev, non_blocking=True)  # B × S × T
+                    # seed-major so that a reshape gives S × B maps; encoded in chunks of batch_size clips
+                    flat = noise.transpose(0, 1).reshape(s_count * b, -1)
+                    with negative_frontend(model, "noise", cmp):
+                        nemb = torch.cat([model.encode_audio(flat[c : c + batch_size]) for c in range(0, flat.shape[0], batch_size)])
                 vis_rep = visual.unsqueeze(0).expand(s_count, *visual.shape).reshape(s_count * b, *visual.shape[1:])
                 nmaps = model.similarity(vis_rep, nemb.to(visual.dtype)).float()
                 buf["noise"].append(nmaps.reshape(s_count, b, *nmaps.shape[1:]).cpu())
@@ -681,6 +701,7 @@ def _evaluate(
         "manifest": manifest.name,
         "manifest_sha256": manifest.sha256,
         "n_seeds": s_count,
+        "noise_bank": manifest.noise_bank,
         "weights": key.weights,
         "store_run": str(run.path),
         "store_key": asdict(key),
@@ -762,6 +783,7 @@ def results_dict(result: EvalResult, extra: dict[str, Any] | None = None) -> dic
         "manifest": result.provenance["manifest"],
         "manifest_sha256": result.provenance["manifest_sha256"],
         "n_seeds": result.provenance["n_seeds"],
+        "noise_bank": result.provenance.get("noise_bank"),
         "seeds": list(range(result.provenance["n_seeds"])),
         "data": result.provenance["data"],
         "threshold": {

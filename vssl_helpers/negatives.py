@@ -31,6 +31,16 @@ uniforms; both are fixed algorithms, unlike numpy's ``Generator`` methods whose 
   as well represented as animals or music.
 * ``"file"``: uniform over all allowed clips (categories in proportion to their size).
 
+**Noise bank** (opt-in, never the default): with ``noise_bank=K`` every seed index has a bank of K
+noise clips shared by all samples, and a sample's noise row uses one of them, so an evaluation
+encodes ``K × n_seeds`` noise clips instead of one per (sample, seed). Bank clip ``k`` of seed ``s``
+has the noise seed word 0 of ``sha256("vssl-noise-bank/1/{manifest_seed}/{s}/{k}")``; a sample takes
+clip ``uniform_index(word 3, K)`` of its :func:`draw_words` (word 3 is otherwise unused, so the
+off-screen draws are those of the same manifest without a bank). A bank manifest records ``K`` in
+its parameters and is written as format 2 (readers of format 1 refuse it instead of silently
+drawing one clip per sample); a manifest without a bank is format 1, byte for byte as before, so its
+hash is unchanged. :func:`with_noise_bank` turns any manifest (a shipped one too) into its bank twin.
+
 The price of the default is reuse: on VGG-SS (10 seeds) the category rule draws some clips of the
 small categories up to 226 times (the 37 nature clips carry 14 % of all offscreen pairs) and never
 draws 60 clips, while the file rule draws no clip more than 26 times. Build with ``draw_rule="file"``
@@ -89,6 +99,8 @@ __all__ = [
     "ManifestIntegrityError",
     "Manifest",
     "NegativesDataset",
+    "NOISE_BANK_SPEC",
+    "with_noise_bank",
     "draw_words",
     "noise_seed",
     "uniform_index",
@@ -122,6 +134,10 @@ RNG_SPEC = "sha256-counter/1: words of sha256('vssl-negatives/1/{manifest_seed}/
 """Recorded in every manifest; names the draw algorithm."""
 NOISE_SPEC = "philox4x64-10(key=noise_seed,counter=0) box-muller(53-bit) N(0,1) clip[-1,1] float32 /1"
 """Recorded in every manifest; names the noise algorithm of :func:`noise_waveform`."""
+NOISE_BANK_SPEC = "noise-bank/1: clip k of seed s: noise seed = word 0 of sha256('vssl-noise-bank/1/{manifest_seed}/{s}/{k}'); sample's clip = (word 3 * K) >> 64"
+"""Recorded in a noise-bank manifest; names how bank clips are seeded and assigned."""
+BANK_FORMAT_VERSION = 2
+"""File format of a noise-bank manifest (format 1 plus the ``noise_bank`` parameter)."""
 SHIPPED: dict[str, str] = {"vggss": "manifests/vggss_negatives.txt.xz", "is3": "manifests/is3_negatives.txt.xz"}
 """Shipped manifests, inside ``vssl_helpers/data``."""
 
@@ -237,6 +253,28 @@ def _noise_seed_table(manifest_seed: int, ids: Sequence[str], n_seeds: int) -> n
         sha(f"{prefix}{s}/{sid}".encode()).digest()[:8] for sid in ids for s in range(n_seeds)
     )
     return np.frombuffer(buf, dtype="<u8").astype(np.uint64).reshape(len(ids), n_seeds)
+
+
+def _noise_bank_tables(manifest_seed: int, ids: Sequence[str], n_seeds: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A noise bank: ``n_seeds × k`` uint64 clip seeds and ``len(ids) × n_seeds`` clip indices (see the
+    module docstring; the index is ``uniform_index(word 3, k)`` of :func:`draw_words`)."""
+    sha = hashlib.sha256
+    bank = np.array(
+        [[int.from_bytes(sha(f"vssl-noise-bank/1/{int(manifest_seed)}/{s}/{j}".encode()).digest()[:8], "little")
+          for j in range(k)] for s in range(n_seeds)], dtype=np.uint64,
+    ).reshape(n_seeds, k)
+    assign = np.array(
+        [[uniform_index(draw_words(manifest_seed, s, sid)[3], k) for s in range(n_seeds)] for sid in ids], dtype=np.int64,
+    ).reshape(len(ids), n_seeds)
+    return bank, assign
+
+
+def _check_noise_bank(k: Any, where: str = "noise_bank") -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) < 1:
+        raise ManifestError(f"{where}: expected a positive integer (noise clips per seed) or None, got {k!r}")
+    return int(k)
 
 
 def uniform_index(word: int, n: int) -> int:
@@ -438,7 +476,10 @@ class Manifest:
 
     Use :func:`build_manifest` or :func:`load_manifest` to make one. ``items`` and ``pool`` are sorted
     by id; ``offscreen[i, s]`` is the pool index drawn for ``items[i]`` at seed index ``s``;
-    ``noise_seeds[i, s]`` is the noise seed (derived from the id, not stored in the file).
+    ``noise_seeds[i, s]`` is the noise seed (derived from the id, not stored in the file). With a
+    noise bank (:attr:`noise_bank` ``= K``), ``noise_bank_seeds[s, k]`` are the bank's clip seeds,
+    ``noise_assign[i, s]`` the clip each item hears, and ``noise_seeds[i, s] =
+    noise_bank_seeds[s, noise_assign[i, s]]``; without one both are ``None``.
     """
 
     params: dict[str, Any]
@@ -446,6 +487,8 @@ class Manifest:
     pool: tuple[PoolClip, ...]
     offscreen: np.ndarray
     noise_seeds: np.ndarray = field(init=False, repr=False)
+    noise_bank_seeds: np.ndarray | None = field(init=False, repr=False, default=None)
+    noise_assign: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.items = tuple(self.items)
@@ -458,7 +501,13 @@ class Manifest:
         if pids != sorted(pids) or len(set(pids)) != len(pids):
             raise ManifestError("manifest pool clips must be unique and sorted by id")
         self._index = {sid: i for i, sid in enumerate(ids)}
-        self.noise_seeds = _noise_seed_table(self.manifest_seed, ids, self.n_seeds)
+        k = _check_noise_bank(self.params.get("noise_bank"), "manifest params noise_bank")
+        if k is None:
+            self.noise_seeds = _noise_seed_table(self.manifest_seed, ids, self.n_seeds)
+            self.noise_bank_seeds, self.noise_assign = None, None
+        else:
+            self.noise_bank_seeds, self.noise_assign = _noise_bank_tables(self.manifest_seed, ids, self.n_seeds, k)
+            self.noise_seeds = self.noise_bank_seeds[np.arange(self.n_seeds)[None, :], self.noise_assign]
         self._sha: str | None = None
 
     # -- parameters
@@ -476,6 +525,12 @@ class Manifest:
     def n_seeds(self) -> int:
         """Seeds per item."""
         return int(self.params["n_seeds"])
+
+    @property
+    def noise_bank(self) -> int | None:
+        """Noise clips per seed shared by every sample (opt-in), or ``None``: one clip per (sample, seed)."""
+        k = self.params.get("noise_bank")
+        return None if k is None else int(k)
 
     @property
     def draw_rule(self) -> str:
@@ -597,7 +652,8 @@ class Manifest:
 
     # -- serialisation
     def _body(self) -> str:
-        lines = [_MAGIC, f"# format: {FORMAT_VERSION}", "# params: " + json.dumps(self.params, sort_keys=True, separators=(",", ":"))]
+        version = FORMAT_VERSION if self.noise_bank is None else BANK_FORMAT_VERSION
+        lines = [_MAGIC, f"# format: {version}", "# params: " + json.dumps(self.params, sort_keys=True, separators=(",", ":"))]
         lines.append("[items]\tid\timage_id\taudio_category\texclude\tduration")
         for it in self.items:
             lines.append(
@@ -644,7 +700,9 @@ class Manifest:
         return (
             f"manifest {self.name!r}: {len(self.items)} items x {self.n_seeds} seeds x 3 types = "
             f"{len(self.items) * self.n_seeds * 3} rows; pool {len(self.pool)} clips; draw rule "
-            f"{self.draw_rule!r}; seed {self.manifest_seed}; sha256 {self.sha256}"
+            f"{self.draw_rule!r}; seed {self.manifest_seed}"
+            + ("" if self.noise_bank is None else f"; noise bank {self.noise_bank} clips per seed")
+            + f"; sha256 {self.sha256}"
         )
 
 
@@ -659,6 +717,7 @@ def build_manifest(
     source: Mapping[str, str] | None = None,
     num_workers: int = 0,
     batch_size: int = 256,
+    noise_bank: int | None = None,
 ) -> Manifest:
     """Draw the negatives of a test set.
 
@@ -673,6 +732,8 @@ def build_manifest(
         num_workers: ``> 0`` draws through a ``torch.utils.data.DataLoader`` with that many workers
             (the result is identical; this exists to show and test that).
         batch_size: DataLoader batch size when ``num_workers > 0``.
+        noise_bank: ``None`` (default): one noise clip per (item, seed), as the paper; ``K``: a bank of
+            K clips per seed shared by every item (opt-in; see the module docstring).
 
     Returns:
         The :class:`Manifest`, validated.
@@ -713,6 +774,10 @@ def build_manifest(
     }
     if source:
         params["source"] = dict(source)
+    k = _check_noise_bank(noise_bank)
+    if k is not None:  # absent otherwise: manifests without a bank keep their text and hash
+        params["noise_bank"] = k
+        params["noise_bank_spec"] = NOISE_BANK_SPEC
     m = Manifest(params=params, items=tuple(items_l), pool=tuple(pool_l), offscreen=off)
     m.validate()
     return m
@@ -755,16 +820,28 @@ def loads_manifest(text: str, where: str = "<string>", expected_sha256: str | No
     if not lines[1].startswith("# sha256: "):
         raise ManifestError(f"{where}: line 2 should be '# sha256: <hex>'")
     stored = lines[1][len("# sha256: "):].strip()
-    if lines[2] != f"# format: {FORMAT_VERSION}":
-        raise ManifestError(f"{where}: line 3 is {lines[2]!r}; this reader understands '# format: {FORMAT_VERSION}'")
+    if lines[2] not in (f"# format: {FORMAT_VERSION}", f"# format: {BANK_FORMAT_VERSION}"):
+        raise ManifestError(
+            f"{where}: line 3 is {lines[2]!r}; this reader understands '# format: {FORMAT_VERSION}' "
+            f"(and '# format: {BANK_FORMAT_VERSION}' for a noise-bank manifest)"
+        )
     if not lines[3].startswith("# params: "):
         raise ManifestError(f"{where}: line 4 should be '# params: {{...}}'")
+    version = int(lines[2][len("# format: "):])
     try:
         params = json.loads(lines[3][len("# params: "):])
         n_seeds = int(params["n_seeds"])
         int(params["manifest_seed"])
+        bank = _check_noise_bank(params.get("noise_bank"), f"{where}: params noise_bank")
+    except ManifestError as e:
+        raise ManifestIntegrityError(str(e)) from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ManifestIntegrityError(f"{where}: unreadable params line ({e})") from None
+    if (bank is not None) != (version == BANK_FORMAT_VERSION):
+        raise ManifestIntegrityError(
+            f"{where}: format {version} with noise_bank={bank!r}; a noise bank is format {BANK_FORMAT_VERSION}, "
+            f"a manifest without one format {FORMAT_VERSION}"
+        )
     try:
         k_items = lines.index("[items]\tid\timage_id\taudio_category\texclude\tduration")
         k_pool = lines.index("[pool]\tid\tcategory\tduration")
@@ -844,6 +921,7 @@ def verify_manifest(manifest: Manifest) -> None:
     again = build_manifest(
         manifest.items, manifest.pool, manifest_seed=manifest.manifest_seed, n_seeds=manifest.n_seeds,
         draw_rule=manifest.draw_rule,  # type: ignore[arg-type]
+        noise_bank=manifest.noise_bank,
     )
     diff = np.argwhere(again.offscreen != manifest.offscreen)
     if len(diff):
@@ -852,6 +930,23 @@ def verify_manifest(manifest: Manifest) -> None:
             f"manifest {manifest.name!r}: {len(diff)} draws differ from a fresh draw; first: item "
             f"{manifest.items[i].id!r} seed {s} has pool index {manifest.offscreen[i, s]}, expected {again.offscreen[i, s]}"
         )
+
+
+def with_noise_bank(manifest: Manifest, k: int | None) -> Manifest:
+    """The same extended test set with a noise bank of ``k`` clips per seed (``None``: without one).
+
+    Items, pool, off-screen draws and the other parameters are kept (the off-screen draws do not
+    depend on the bank); the noise rows use the bank (see the module docstring), and the parameters,
+    hence the content hash, record ``k``. Opt-in: never applied by default.
+    """
+    k = _check_noise_bank(k, "noise_bank")
+    params = {key: v for key, v in manifest.params.items() if key not in ("noise_bank", "noise_bank_spec")}
+    if k is not None:
+        params["noise_bank"] = k
+        params["noise_bank_spec"] = NOISE_BANK_SPEC
+    m = Manifest(params=params, items=manifest.items, pool=manifest.pool, offscreen=manifest.offscreen.copy())
+    m.validate()
+    return m
 
 
 def check_manifest_for_testset(manifest: Manifest, testset: Any, where: str = "manifest") -> None:

@@ -208,6 +208,34 @@ NOTEBOOKS: list[NotebookSpec] = [
                               ("beyond_uncertainty", {"n_resamples": 200}),
                               ("beyond_threshold_sensitivity", {"curve_points": 5}))
     ),
+    # "Beyond the paper" (issue 15 items 4-7): they read the result chapters' stored maps (no prepare
+    # hook: the chapters above have filled the map store); only the noise-bank chapter computes new
+    # maps (the bank's noise maps, K clips per seed, stored for the next build)
+    NotebookSpec(
+        template="notebooks/beyond_metric_relations.ipynb",
+        output="beyond_metric_relations.ipynb",
+        parameters={**_RESULT_PARAMETERS, "compared_models": list(DEFAULTS.threshold_models)},
+        quick_parameters=dict(_RESULT_QUICK),
+    ),
+    NotebookSpec(
+        template="notebooks/beyond_compat_rankings.ipynb",
+        output="beyond_compat_rankings.ipynb",
+        parameters={**_RESULT_PARAMETERS, "compared_models": list(DEFAULTS.threshold_models), "effect_images": 48,
+                    "effect_seeds": 2},
+        quick_parameters={**_RESULT_QUICK, "effect_images": 8, "effect_seeds": 1},
+    ),
+    NotebookSpec(
+        template="notebooks/beyond_negatives_training.ipynb",
+        output="beyond_negatives_training.ipynb",
+        parameters={**_RESULT_PARAMETERS, "plain_models": ["demo-ezvsl", "demo-lvs"], "negaware_model": "demo-negaware"},
+        quick_parameters=dict(_RESULT_QUICK),
+    ),
+    NotebookSpec(
+        template="notebooks/beyond_noise_bank.ipynb",
+        output="beyond_noise_bank.ipynb",
+        parameters={**_RESULT_PARAMETERS, "bank_models": ["demo-ezvsl", "demo-lvs", "demo-negaware"], "bank_size": 8},
+        quick_parameters={**_RESULT_QUICK, "bank_size": 2},
+    ),
 ]
 
 
@@ -241,6 +269,10 @@ def real_book_specs(config: str | Path) -> list[NotebookSpec]:
                          parameters={**base, "models": models, "reference_models": []})
             for name in ("beyond_audio_sensitivity", "beyond_uncertainty", "beyond_threshold_sensitivity")
         ),
+        # "Beyond the paper": the metric relations read the configured models' stored maps; the other
+        # chapters of that part compare demo models (or compute new maps) and stay in the embedded book
+        NotebookSpec("notebooks/beyond_metric_relations.ipynb", "beyond_metric_relations.ipynb",
+                     parameters={**base, "compared_models": models}),
     ]
 
 

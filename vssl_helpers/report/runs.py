@@ -32,6 +32,8 @@ A book configuration is a small YAML or JSON file (paths relative to the file)::
     batch_size: 64
     compat: false                                # true: the paper code's behaviour (vssl_helpers.compat),
                                                  # or a list of switch names; never the default
+    noise_bank: null                             # K: opt-in cheaper protocol, K noise clips per seed shared
+                                                 # by all samples (vssl_helpers.negatives); never the default
 """
 
 from __future__ import annotations
@@ -136,6 +138,9 @@ class BookConfig:
         store: map store folder (default: :func:`vssl_helpers.store.default_store_root`).
         compat: switches of the reference-code compatibility mode (:mod:`vssl_helpers.compat`) every
             run of the book uses; empty (the default): none.
+        noise_bank: ``None`` (the default, the paper's protocol): one noise clip per sample and seed;
+            ``K``: every manifest of the book gets a noise bank of K clips per seed
+            (:func:`vssl_helpers.negatives.with_noise_bank`, recorded in its hash).
         source: the file the configuration was read from (for messages).
     """
 
@@ -147,6 +152,7 @@ class BookConfig:
     batch_size: int = DEFAULTS.batch_size
     store: Path | None = None
     compat: tuple[str, ...] = ()
+    noise_bank: int | None = None
     source: str = "<book config>"
 
     @property
@@ -164,7 +170,7 @@ class BookConfig:
                                   "manifest": opt(t.manifest), "on_missing": t.on_missing} for t in self.testsets},
             "models": {m: {"checkpoint": opt(c)} for m, c in self.models},
             "seeds": self.n_seeds, "device": self.device, "workers": self.workers, "batch_size": self.batch_size,
-            "store": opt(self.store), "compat": list(self.compat),
+            "store": opt(self.store), "compat": list(self.compat), "noise_bank": self.noise_bank,
         }
 
     def write(self, path: str | Path) -> Path:
@@ -213,7 +219,7 @@ class BookConfig:
                 raise BookConfigError(f"{where}: models.{name}{'' if field == 'model' else '.' + field}: {rest}") from None
 
 
-_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat"}
+_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat", "noise_bank"}
 _SET_KEYS = {"data_root", "annotations", "manifest", "on_missing"}
 
 
@@ -294,7 +300,9 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         n_seeds=integer(data.get("seeds", DEFAULTS.n_seeds), "seeds", 1), device=device,
         workers=integer(data.get("workers", DEFAULTS.workers), "workers", 0),
         batch_size=integer(data.get("batch_size", DEFAULTS.batch_size), "batch_size", 1),
-        store=path(data.get("store"), "store"), compat=compat, source=source,
+        store=path(data.get("store"), "store"), compat=compat,
+        noise_bank=None if data.get("noise_bank") is None else integer(data.get("noise_bank"), "noise_bank", 1),
+        source=source,
     )
 
 
@@ -467,6 +475,10 @@ def book_sets(
         with _quiet_media_log():
             ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest,
                                         n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
+        if cfg.noise_bank is not None:
+            from ..negatives import with_noise_bank
+
+            manifest = with_noise_bank(manifest, cfg.noise_bank)
         out[t.name] = TestSetRun(t.name, ds, manifest)
     return out
 
@@ -514,6 +526,10 @@ def preflight(book_config: str | Path | BookConfig) -> dict[str, Any]:
             with _quiet_media_log():
                 ds, manifest = load_testset(t.name, data_root=t.data_root, annotations=t.annotations,
                                             manifest=t.manifest, n_seeds=cfg.n_seeds, on_missing=t.on_missing)  # type: ignore[arg-type]
+            if cfg.noise_bank is not None:  # the manifest every chapter reads, and its hash
+                from ..negatives import with_noise_bank
+
+                manifest = with_noise_bank(manifest, cfg.noise_bank)
         except (InputError, MediaError, ManifestError, FileNotFoundError, ValueError) as e:
             msg = str(e).replace("on_missing='skip'", f"testsets.{t.name}.on_missing: skip (vssl book --on-missing skip)")
             raise BookConfigError(f"{where}: testsets.{t.name}: {msg}") from None
