@@ -318,7 +318,8 @@ class DaskExecutor:
                                       "reused": run.n_shards - len(pending)}
             if not pending:
                 continue
-            remote = self.client.scatter(job, hash=False)  # sent once, read by every task of the job
+            # sent once to every worker (a copy on each: a lost worker does not take the only one with it)
+            remote = self.client.scatter(job, hash=False, broadcast=True)
             # the pool embeddings first (one task), then the shards, which read them from the store
             pool = self.client.submit(_task, remote, [], root, opt, threads, key=f"vssl-pool-{j}-{tag}", resources=resources,
                                       pure=False)

@@ -1,0 +1,184 @@
+"""Scale-out of the evaluation matrix (vssl_helpers/scale.py, engine.compute_shards).
+
+Expectations are independent of the executor: the reference is a plain local
+:func:`~vssl_helpers.engine.evaluate` in its own store, and the Dask runs must give the same maps
+bit for bit (``torch.equal``) and the same metric rows, with exactly one file per shard, also when a
+worker process is killed (SIGKILL) in the middle of a task.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from vssl_helpers.embedded import synthetic_manifest
+from vssl_helpers.engine import EvalOptions, compute_shards, evaluate, store_run
+from vssl_helpers.models import create_model
+from vssl_helpers.scale import DaskExecutor, EvalJob, LocalExecutor, SlowDown, check_scheduler, make_executor
+from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet
+
+OPT = EvalOptions(shard_size=4, batch_size=4, num_workers=0)
+N_IMAGES = 24  # 6 shards of 4
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSSL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        ds = SyntheticSet(SyntheticConfig(split="test", n_images=N_IMAGES, seed=3))
+        manifest = synthetic_manifest(ds, n_seeds=2)
+        models = {"random": create_model("demo-random", seed=1), "oracle": create_model("demo-oracle", seed=1)}
+        refs = {name: evaluate(m, ds, manifest, tmp_path_factory.mktemp(f"ref-{name}"), OPT) for name, m in models.items()}
+        yield ds, manifest, models, refs
+
+
+def assert_same(a, b):
+    for kind in ("positive", "silence", "noise", "offscreen"):
+        assert torch.equal(getattr(a.maps, kind), getattr(b.maps, kind)), kind
+    assert a.row == b.row and a.per_seed == b.per_seed
+    assert float(a.threshold.value) == float(b.threshold.value)
+
+
+def shard_files(run):
+    return sorted(p.name for p in (run.path / "shards").glob("shard-*.npz"))
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def test_compute_shards_in_any_order_equals_one_evaluate(data, tmp_path):
+    ds, manifest, models, refs = data
+    model = models["random"]
+    run = store_run(model, ds, manifest, tmp_path, OPT)
+    assert run.n_shards == 6 and run.pending() == list(range(6))
+    pool_only = compute_shards(model, ds, manifest, tmp_path, [], OPT)
+    assert pool_only.computed == [] and run.pool_path.is_file() and shard_files(run) == []
+    for chunk in ([5, 1], [3], [0, 2, 4]):
+        rep = compute_shards(model, ds, manifest, tmp_path, chunk, OPT)
+        assert rep.computed == sorted(chunk) and rep.reused == []
+    again = compute_shards(model, ds, manifest, tmp_path, [0, 5], OPT)
+    assert again.computed == [] and again.reused == [0, 5]
+    res = evaluate(model, ds, manifest, tmp_path, OPT)
+    assert res.provenance["store_run"] == str(run.path)  # store_run plans the run evaluate reads
+    assert res.provenance["shards"]["computed"] == 0 and res.provenance["shards"]["reused"] == 6
+    assert_same(res, refs["random"])
+
+
+def test_compute_shards_rejects_bad_indices(data, tmp_path):
+    ds, manifest, models, _ = data
+    with pytest.raises(ValueError, match=r"shards: \[6\] out of range; expected indices in 0\.\.5"):
+        compute_shards(models["random"], ds, manifest, tmp_path, [0, 6], OPT)
+    with pytest.raises(ValueError, match="shards: expected a sequence of shard indices"):
+        compute_shards(models["random"], ds, manifest, tmp_path, "01", OPT)  # type: ignore[arg-type]
+
+
+def test_local_executor_equals_evaluate(data, tmp_path):
+    ds, manifest, models, refs = data
+    rep = LocalExecutor().fill([EvalJob("random", models["random"], ds, manifest)], tmp_path, OPT)
+    assert sorted(rep.jobs["random"]["computed"]) == list(range(6))
+    assert_same(evaluate(models["random"], ds, manifest, tmp_path, OPT), refs["random"])
+
+
+def test_executor_settings_are_checked():
+    assert check_scheduler("10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    assert check_scheduler("tls://head:8786") == "tls://head:8786"
+    for bad in ("head", "http://head:8786", "tcp://head:port"):
+        with pytest.raises(ValueError, match="--scheduler: expected a Dask scheduler address"):
+            check_scheduler(bad)
+    with pytest.raises(ValueError, match="give one of them, not both"):
+        make_executor("tcp://h:1", 2)
+    with pytest.raises(ValueError, match="--dask-local: expected a number of workers >= 1, got 0"):
+        make_executor(dask_local=0)
+    assert make_executor() is None
+
+
+# ------------------------------------------------------------------------------------------------ Dask
+
+
+@pytest.fixture(scope="module")
+def cluster(data):
+    ex = DaskExecutor.local(2, shards_per_task=1)  # after `data`: the workers inherit its VSSL_CACHE
+    yield ex
+    ex.close()
+
+
+def test_dask_matrix_equals_local_runs(data, cluster, tmp_path):
+    ds, manifest, models, refs = data
+    assert cluster.n_workers() == 2
+    assert cluster._resources() is None  # no GPU here: no resource annotation (tasks would wait forever)
+    assert cluster.dashboard_link.startswith("http")
+    jobs = [EvalJob(name, m, ds, manifest) for name, m in models.items()]
+    rep = cluster.fill(jobs, tmp_path, OPT)
+    assert rep.n_tasks == 2 * (1 + 6)  # per job: the pool task + one task per shard
+    for name, m in models.items():
+        run = store_run(m, ds, manifest, tmp_path, OPT)
+        assert rep.jobs[name]["computed"] == {k: 1 for k in range(6)}
+        assert shard_files(run) == [f"shard-{k:05d}.npz" for k in range(6)]
+        res = evaluate(m, ds, manifest, tmp_path, OPT)
+        assert res.provenance["shards"]["computed"] == 0  # the coordinator computed metrics only
+        assert_same(res, refs[name])
+    # a second fill finds everything finished: no task at all
+    again = cluster.fill(jobs, tmp_path, OPT)
+    assert again.n_tasks == 0 and all(j["reused"] == 6 for j in again.jobs.values())
+
+
+def test_worker_killed_mid_task_still_gives_identical_results(data, cluster, tmp_path):
+    ds, manifest, models, refs = data
+    model = models["random"]
+    ex = DaskExecutor(cluster.client, shards_per_task=3)  # 2 tasks of 3 shards, each slowed down
+    opt = replace(OPT, after_shard=SlowDown(1.0))
+    run = store_run(model, ds, manifest, tmp_path, opt)
+    out: dict = {}
+
+    def fill():
+        try:
+            out["report"] = ex.fill([EvalJob("random", model, ds, manifest)], tmp_path, opt)
+        except BaseException as e:  # noqa: BLE001 - re-raised by the test below
+            out["error"] = e
+
+    t = threading.Thread(target=fill)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline and t.is_alive():
+        # a worker in the middle of a shard task whose first shard is written (it now sleeps, then
+        # computes the task's next shards): kill its process
+        for addr, keys in ex.client.processing().items():
+            for key in keys:
+                name = str(key)
+                if name.startswith("vssl-shards-"):
+                    first = 3 * int(name.split("-")[3])
+                    if run.is_done(first) and not run.is_done(first + 2):
+                        pid = ex.client.run(os.getpid, workers=[addr])[addr]
+                        os.kill(pid, signal.SIGKILL)
+                        killed = (addr, pid, first)
+                        break
+            if killed:
+                break
+        time.sleep(0.05)
+    t.join(timeout=90)
+    assert not t.is_alive(), "the run did not finish after the worker was killed"
+    assert killed is not None, "no worker was caught mid-task"
+    assert "error" not in out, out.get("error")
+    rep = out["report"]
+    first = killed[2]
+    computed = rep.jobs["random"]["computed"]
+    # the killed task's first shard was renamed into place before the kill: the retried task found
+    # it finished; the others were computed once each
+    assert first not in computed and all(n == 1 for n in computed.values())
+    assert shard_files(run) == [f"shard-{k:05d}.npz" for k in range(6)]  # none missing, none twice
+    assert all(np.load(run.shard_path(k))["ids"].tolist() == run.ids[4 * k : 4 * k + 4] for k in range(6))
+    assert_same(evaluate(model, ds, manifest, tmp_path, OPT), refs["random"])
+    # the nanny restarted the killed worker process
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ex.n_workers() < 2:
+        time.sleep(0.2)
+    pids = set(ex.client.run(os.getpid).values())
+    assert killed[1] not in pids
