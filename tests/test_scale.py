@@ -182,3 +182,36 @@ def test_worker_killed_mid_task_still_gives_identical_results(data, cluster, tmp
         time.sleep(0.2)
     pids = set(ex.client.run(os.getpid).values())
     assert killed[1] not in pids
+
+
+# ------------------------------------------------------------------------------------ command line
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--scheduler", "nohost"], "--scheduler: expected a Dask scheduler address such as tcp://host:8786, got 'nohost'"),
+    (["--dask-local", "0"], "--dask-local: expected a number of workers >= 1, got 0"),
+    (["--dask-local", "2", "--scheduler", "tcp://h:1"], "give one of them, not both"),
+    (["--dask-local", "2", "--shards-per-task", "0"], "--shards-per-task: must be >= 1, got 0"),
+])
+def test_cli_scale_options_are_checked(extra, message, capsys):
+    from vssl_helpers.cli import main
+
+    assert main(["evaluate", "--model", "demo-random", "--testset", "synthetic", "--n-images", "8", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_on_a_running_scheduler_equals_a_local_run(data, cluster, tmp_path, capsys):
+    import json
+
+    from vssl_helpers.cli import main
+
+    common = ["evaluate", "--model", "demo-random", "--testset", "synthetic", "--n-images", "8", "--seeds", "2",
+              "--shard-size", "4", "--workers", "0", "--no-progress"]
+    assert main([*common, "--store", str(tmp_path / "local"), "--out", str(tmp_path / "local.json")]) == 0
+    assert main([*common, "--store", str(tmp_path / "dask"), "--out", str(tmp_path / "dask.json"),
+                 "--scheduler", cluster.client.scheduler.address, "--shards-per-task", "2"]) == 0
+    assert "dashboard http" in capsys.readouterr().err
+    local, remote = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("local", "dask"))
+    assert remote["store"]["shards"] == {"total": 2, "computed": 0, "reused": 2, "size": 4}  # filled on Dask
+    assert remote["pooled"] == local["pooled"] and remote["per_seed"] == local["per_seed"]
+    assert remote["threshold"] == local["threshold"]
