@@ -215,3 +215,33 @@ def test_cli_on_a_running_scheduler_equals_a_local_run(data, cluster, tmp_path, 
     assert remote["store"]["shards"] == {"total": 2, "computed": 0, "reused": 2, "size": 4}  # filled on Dask
     assert remote["pooled"] == local["pooled"] and remote["per_seed"] == local["per_seed"]
     assert remote["threshold"] == local["threshold"]
+
+
+# ------------------------------------------------------------------------------------------- book
+
+
+def test_book_config_scale_keys():
+    from vssl_helpers.report.runs import BookConfigError, book_config_from_dict
+
+    base = {"testsets": {"vggss": "/data/vggss"}, "models": {"ezvsl": None}}
+    cfg = book_config_from_dict({**base, "scheduler": "tcp://head:8786"})
+    assert cfg.scheduler == "tcp://head:8786" and cfg.dask_local is None
+    assert book_config_from_dict(cfg.to_dict()).scheduler == "tcp://head:8786"  # round trip
+    assert book_config_from_dict({**base, "dask_local": 3}).dask_local == 3
+    with pytest.raises(BookConfigError, match=r"dask_local: expected an integer >= 1, got 0"):
+        book_config_from_dict({**base, "dask_local": 0})
+    with pytest.raises(BookConfigError, match="scheduler and dask_local: give one of them, not both"):
+        book_config_from_dict({**base, "dask_local": 2, "scheduler": "tcp://head:8786"})
+    with pytest.raises(BookConfigError, match="scheduler: expected a Dask scheduler address"):
+        book_config_from_dict({**base, "scheduler": 8786})
+
+
+def test_book_matrix_on_dask_equals_in_process(data, cluster, tmp_path):
+    from vssl_helpers.report.runs import demo_test_sets, evaluate_models
+
+    sets = demo_test_sets(n_test_images=8, n_seeds=2)
+    here = evaluate_models(["demo-random"], sets, store=tmp_path / "here")
+    there = evaluate_models(["demo-random"], sets, store=tmp_path / "dask", executor=cluster)
+    for key in sets:  # the IS3-like set reuses the VGG-SS-like threshold on both paths
+        assert there[key]["demo-random"].provenance["shards"]["computed"] == 0
+        assert_same(here[key]["demo-random"], there[key]["demo-random"])
