@@ -25,11 +25,16 @@ from vssl_helpers.scale import DaskExecutor, EvalJob, LocalExecutor, SlowDown, c
 from vssl_helpers.testsets.synthetic import SyntheticConfig, SyntheticSet
 
 OPT = EvalOptions(shard_size=4, batch_size=4, num_workers=0)
-N_IMAGES = 24  # 6 shards of 4
+N_IMAGES = 16  # 4 shards of 4
+SHARDS = [f"shard-{k:05d}.npz" for k in range(4)]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    # one torch thread here, hence in every task (DaskExecutor's default: the coordinator's count;
+    # CPU maps depend on it in the last bit): 2 workers x 1 thread on the 2 cores, no oversubscription
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VSSL_CACHE", str(tmp_path_factory.mktemp("cache")))
         ds = SyntheticSet(SyntheticConfig(split="test", n_images=N_IMAGES, seed=3))
@@ -37,6 +42,7 @@ def data(tmp_path_factory):
         models = {"random": create_model("demo-random", seed=1), "oracle": create_model("demo-oracle", seed=1)}
         refs = {name: evaluate(m, ds, manifest, tmp_path_factory.mktemp(f"ref-{name}"), OPT) for name, m in models.items()}
         yield ds, manifest, models, refs
+    torch.set_num_threads(threads)
 
 
 def assert_same(a, b):
@@ -57,24 +63,24 @@ def test_compute_shards_in_any_order_equals_one_evaluate(data, tmp_path):
     ds, manifest, models, refs = data
     model = models["random"]
     run = store_run(model, ds, manifest, tmp_path, OPT)
-    assert run.n_shards == 6 and run.pending() == list(range(6))
+    assert run.n_shards == 4 and run.pending() == list(range(4))
     pool_only = compute_shards(model, ds, manifest, tmp_path, [], OPT)
     assert pool_only.computed == [] and run.pool_path.is_file() and shard_files(run) == []
-    for chunk in ([5, 1], [3], [0, 2, 4]):
+    for chunk in ([3, 1], [0, 2]):
         rep = compute_shards(model, ds, manifest, tmp_path, chunk, OPT)
         assert rep.computed == sorted(chunk) and rep.reused == []
-    again = compute_shards(model, ds, manifest, tmp_path, [0, 5], OPT)
-    assert again.computed == [] and again.reused == [0, 5]
+    again = compute_shards(model, ds, manifest, tmp_path, [0, 3], OPT)
+    assert again.computed == [] and again.reused == [0, 3]
     res = evaluate(model, ds, manifest, tmp_path, OPT)
     assert res.provenance["store_run"] == str(run.path)  # store_run plans the run evaluate reads
-    assert res.provenance["shards"]["computed"] == 0 and res.provenance["shards"]["reused"] == 6
+    assert res.provenance["shards"]["computed"] == 0 and res.provenance["shards"]["reused"] == 4
     assert_same(res, refs["random"])
 
 
 def test_compute_shards_rejects_bad_indices(data, tmp_path):
     ds, manifest, models, _ = data
-    with pytest.raises(ValueError, match=r"shards: \[6\] out of range; expected indices in 0\.\.5"):
-        compute_shards(models["random"], ds, manifest, tmp_path, [0, 6], OPT)
+    with pytest.raises(ValueError, match=r"shards: \[4\] out of range; expected indices in 0\.\.3"):
+        compute_shards(models["random"], ds, manifest, tmp_path, [0, 4], OPT)
     with pytest.raises(ValueError, match="shards: expected a sequence of shard indices"):
         compute_shards(models["random"], ds, manifest, tmp_path, "01", OPT)  # type: ignore[arg-type]
 
@@ -82,7 +88,7 @@ def test_compute_shards_rejects_bad_indices(data, tmp_path):
 def test_local_executor_equals_evaluate(data, tmp_path):
     ds, manifest, models, refs = data
     rep = LocalExecutor().fill([EvalJob("random", models["random"], ds, manifest)], tmp_path, OPT)
-    assert sorted(rep.jobs["random"]["computed"]) == list(range(6))
+    assert sorted(rep.jobs["random"]["computed"]) == list(range(4))
     assert_same(evaluate(models["random"], ds, manifest, tmp_path, OPT), refs["random"])
 
 
@@ -116,23 +122,23 @@ def test_dask_matrix_equals_local_runs(data, cluster, tmp_path):
     assert cluster.dashboard_link.startswith("http")
     jobs = [EvalJob(name, m, ds, manifest) for name, m in models.items()]
     rep = cluster.fill(jobs, tmp_path, OPT)
-    assert rep.n_tasks == 2 * (1 + 6)  # per job: the pool task + one task per shard
+    assert rep.n_tasks == 2 * (1 + 4)  # per job: the pool task + one task per shard
     for name, m in models.items():
         run = store_run(m, ds, manifest, tmp_path, OPT)
-        assert rep.jobs[name]["computed"] == {k: 1 for k in range(6)}
-        assert shard_files(run) == [f"shard-{k:05d}.npz" for k in range(6)]
+        assert rep.jobs[name]["computed"] == {k: 1 for k in range(4)}
+        assert shard_files(run) == SHARDS
         res = evaluate(m, ds, manifest, tmp_path, OPT)
         assert res.provenance["shards"]["computed"] == 0  # the coordinator computed metrics only
         assert_same(res, refs[name])
     # a second fill finds everything finished: no task at all
     again = cluster.fill(jobs, tmp_path, OPT)
-    assert again.n_tasks == 0 and all(j["reused"] == 6 for j in again.jobs.values())
+    assert again.n_tasks == 0 and all(j["reused"] == 4 for j in again.jobs.values())
 
 
 def test_worker_killed_mid_task_still_gives_identical_results(data, cluster, tmp_path):
     ds, manifest, models, refs = data
     model = models["random"]
-    ex = DaskExecutor(cluster.client, shards_per_task=3)  # 2 tasks of 3 shards, each slowed down
+    ex = DaskExecutor(cluster.client, shards_per_task=2)  # 2 tasks of 2 shards, each slowed down
     opt = replace(OPT, after_shard=SlowDown(1.0))
     run = store_run(model, ds, manifest, tmp_path, opt)
     out: dict = {}
@@ -154,8 +160,8 @@ def test_worker_killed_mid_task_still_gives_identical_results(data, cluster, tmp
             for key in keys:
                 name = str(key)
                 if name.startswith("vssl-shards-"):
-                    first = 3 * int(name.split("-")[3])
-                    if run.is_done(first) and not run.is_done(first + 2):
+                    first = 2 * int(name.split("-")[3])
+                    if run.is_done(first) and not run.is_done(first + 1):
                         pid = ex.client.run(os.getpid, workers=[addr])[addr]
                         os.kill(pid, signal.SIGKILL)
                         killed = (addr, pid, first)
@@ -173,8 +179,8 @@ def test_worker_killed_mid_task_still_gives_identical_results(data, cluster, tmp
     # the killed task's first shard was renamed into place before the kill: the retried task found
     # it finished; the others were computed once each
     assert first not in computed and all(n == 1 for n in computed.values())
-    assert shard_files(run) == [f"shard-{k:05d}.npz" for k in range(6)]  # none missing, none twice
-    assert all(np.load(run.shard_path(k))["ids"].tolist() == run.ids[4 * k : 4 * k + 4] for k in range(6))
+    assert shard_files(run) == SHARDS  # none missing, none twice
+    assert all(np.load(run.shard_path(k))["ids"].tolist() == run.ids[4 * k : 4 * k + 4] for k in range(4))
     assert_same(evaluate(model, ds, manifest, tmp_path, OPT), refs["random"])
     # the nanny restarted the killed worker process
     deadline = time.monotonic() + 30
@@ -245,3 +251,18 @@ def test_book_matrix_on_dask_equals_in_process(data, cluster, tmp_path):
     for key in sets:  # the IS3-like set reuses the VGG-SS-like threshold on both paths
         assert there[key]["demo-random"].provenance["shards"]["computed"] == 0
         assert_same(here[key]["demo-random"], there[key]["demo-random"])
+
+
+def test_first_metric_keeps_torch_thread_count():
+    """Numba's OpenMP pool, launched by the first metric call, used to reset torch's intra-op thread
+    count to the core count; CPU maps depend on it in the last bit, so maps computed after a metric
+    (e.g. the second model of a matrix) differed from a task's. Fresh process: the pool starts once."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from vssl_helpers import metrics as M\n"
+            "M.ciou(torch.rand(2, 7, 7), torch.rand(2, 224, 224) > 0.5, 0.5)\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "1"
