@@ -252,6 +252,36 @@ def test_book_matrix_on_dask_equals_in_process(data, cluster, tmp_path):
         assert there[key]["demo-random"].provenance["shards"]["computed"] == 0
         assert_same(here[key]["demo-random"], there[key]["demo-random"])
 
+    # a factory (the book configuration's scheduler / dask_local) starts a cluster only when a map
+    # is missing: every chapter after the first reads the store without one
+    def no_cluster():
+        raise AssertionError("a cluster was started although every map is stored")
+
+    again = evaluate_models(["demo-random"], sets, store=tmp_path / "dask", executor=no_cluster)
+    assert_same(again["is3-like"]["demo-random"], here["is3-like"]["demo-random"])
+    started = []
+
+    def factory():
+        started.append(1)
+        return _Borrowed(cluster)
+
+    fresh = evaluate_models(["demo-random"], sets, store=tmp_path / "fresh", executor=factory)
+    assert started == [1] and fresh["vggss-like"]["demo-random"].provenance["shards"]["computed"] == 0
+    assert_same(fresh["vggss-like"]["demo-random"], here["vggss-like"]["demo-random"])
+
+
+class _Borrowed:
+    """The module's cluster as a context manager that does not close it."""
+
+    def __init__(self, ex):
+        self.ex = ex
+
+    def __enter__(self):
+        return self.ex
+
+    def __exit__(self, *exc):
+        return None
+
 
 def test_first_metric_keeps_torch_thread_count():
     """Numba's OpenMP pool, launched by the first metric call, used to reset torch's intra-op thread

@@ -124,6 +124,17 @@ class LocalExecutor:
         report.wall_s = time.perf_counter() - t0
         return report
 
+    def run_calls(self, fn: Any, calls: Sequence[dict[str, Any]], progress: bool = False) -> list[Any]:
+        """``fn(**kwargs)`` for each of ``calls``, in order; a call that raises gives its exception
+        object in its place (the others still run)."""
+        out: list[Any] = []
+        for kwargs in calls:
+            try:
+                out.append(fn(**kwargs))
+            except Exception as e:  # noqa: BLE001 - returned to the caller, who decides
+                out.append(e)
+        return out
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -345,6 +356,25 @@ class DaskExecutor:
         report.workers = sorted(workers)
         report.wall_s = time.perf_counter() - t0
         return report
+
+    def run_calls(self, fn: Any, calls: Sequence[dict[str, Any]], progress: bool = False) -> list[Any]:
+        """``fn(**kwargs)`` for each of ``calls``, one task each (e.g. one notebook execution per
+        task, :func:`vssl_helpers.pipeline.execute_notebooks`), on the workers (``GPU=1`` each where
+        the workers have GPUs); results in the order of ``calls``, a call that raised gives its
+        exception object in its place (the others still run)."""
+        from .progress import bar
+
+        distributed = _import_distributed()
+        resources = self._resources()
+        futures = [self.client.submit(fn, **kwargs, resources=resources, pure=False) for kwargs in calls]
+        index = {f.key: i for i, f in enumerate(futures)}
+        out: list[Any] = [None] * len(futures)
+        with bar(total=len(futures), desc="tasks on Dask", unit="task", disable=not progress) as pbar:
+            for fut in distributed.as_completed(futures):
+                exc = fut.exception()
+                out[index[fut.key]] = exc if exc is not None else fut.result()
+                pbar.update(1)
+        return out
 
     def close(self) -> None:
         """Close the client, and the cluster when the executor started it."""

@@ -462,7 +462,10 @@ def _evaluate_matrix(
     """``results[set][model]`` through :func:`vssl_helpers.engine.evaluate` (maps and metric rows
     read back from ``store`` when present); the threshold set first, its thresholds applied to the
     others. With an ``executor`` (:mod:`vssl_helpers.scale`) every map of the matrix is computed by
-    it first (maps do not depend on the threshold), then the same loop computes the metrics."""
+    it first (maps do not depend on the threshold), then the same loop computes the metrics.
+    ``executor`` may also be a function returning one (a context manager, closed after): it is
+    called only when some map is missing from the store (a chapter that reads stored maps starts
+    no cluster)."""
     from dataclasses import replace
 
     store = store if isinstance(store, MapStore) else MapStore(store)
@@ -473,10 +476,16 @@ def _evaluate_matrix(
     if executor is not None:
         from ..scale import EvalJob
 
+        from ..engine import store_run
+
         built = {name: build(name) for name in models}
         jobs = [EvalJob(f"{name} on {key}", built[name][0], sets[key].dataset, sets[key].manifest, built[name][1])
                 for name in models for key in order]
-        executor.fill(jobs, store, options, progress=options.progress)
+        if hasattr(executor, "fill"):
+            executor.fill(jobs, store, options, progress=options.progress)
+        elif any(store_run(j.model, j.testset, j.manifest, store, options, weights=j.weights).pending() for j in jobs):
+            with executor() as ex:
+                ex.fill(jobs, store, options, progress=options.progress)
     for name in models:
         model, weights = built.pop(name) if name in built else build(name)
         for key in order:
@@ -647,8 +656,9 @@ def book_results(
     if cfg.scheduler or cfg.dask_local is not None:
         from ..scale import make_executor
 
-        with make_executor(cfg.scheduler, cfg.dask_local) as executor:  # type: ignore[union-attr]
-            return _evaluate_matrix(models, sets, build, store, options, executor)
+        # started only when a map is missing (the pipeline's prepare step; chapters then read the store)
+        return _evaluate_matrix(models, sets, build, store, options,
+                                lambda: make_executor(cfg.scheduler, cfg.dask_local))
     return _evaluate_matrix(models, sets, build, store, options)
 
 
