@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--shards-per-task", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -63,11 +64,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="vssl-scaleout-") as tmp:
         ref = evaluate(model, ds, manifest, Path(tmp) / "local", opt, weights=weights)
-        local_s = ref.timings["pool_audio_s"] + ref.timings["maps_s"]
+        local_s = ref.timings["total_s"] - ref.timings["metrics_s"]  # set-up, pool and maps: what a fill does
         rows.append({"executor": "in-process", "workers": 1, "startup_s": 0.0, "fill_s": local_s})
         for w in args.workers:
             t0 = time.perf_counter()
-            ex = DaskExecutor.local(w, torch_threads=args.torch_threads)
+            ex = DaskExecutor.local(w, torch_threads=args.torch_threads, shards_per_task=args.shards_per_task)
             ex.client.run(_warm)
             startup = time.perf_counter() - t0
             store = Path(tmp) / f"dask{w}"
@@ -77,7 +78,7 @@ def main() -> None:
             same = all(torch.equal(getattr(ref.maps, k), getattr(res.maps, k)) for k in ("positive", "silence", "noise", "offscreen"))
             same = same and res.row == ref.row
             rows.append({"executor": "dask LocalCluster", "workers": w, "startup_s": startup, "fill_s": rep.wall_s,
-                         "tasks": rep.n_tasks, "identical_to_in_process": same})
+                         "tasks": rep.n_tasks, "task_s_sum": sum(rep.task_s), "identical_to_in_process": same})
     base = next((r for r in rows if r["executor"] != "in-process" and r["workers"] == 1), None)
     print(f"{'executor':18s} {'workers':>7s} {'startup s':>9s} {'fill s':>8s} {'samples/s':>9s} {'maps/s':>8s} "
           f"{'speed-up':>8s} {'efficiency':>10s}  identical")
@@ -91,6 +92,10 @@ def main() -> None:
               f"{r['maps_per_s']:8.1f} {r.get('speedup_vs_1_worker', float('nan')):8.2f} "
               f"{r.get('efficiency', float('nan')):10.0%}  {r.get('identical_to_in_process', '-')}")
     load = os.getloadavg()
+    for r in rows:
+        if "task_s_sum" in r:  # time the workers were not inside compute_shards: scheduling, transfer, idle
+            print(f"{r['workers']} worker(s): {r['tasks']} tasks, {r['task_s_sum']:.1f} s inside tasks of "
+                  f"{r['workers'] * r['fill_s']:.1f} worker-seconds")
     print(f"load average at end {load[0]:.1f} (1 min), {load[1]:.1f} (5 min)")
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "n_samples": n, "n_maps": n_maps,

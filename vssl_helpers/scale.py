@@ -79,6 +79,8 @@ class FillReport:
     n_tasks: int = 0
     workers: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    task_s: list[float] = field(default_factory=list)
+    """Seconds each finished task spent in :func:`~vssl_helpers.engine.compute_shards` (on its worker)."""
 
     @property
     def n_computed(self) -> int:
@@ -270,10 +272,17 @@ class DaskExecutor:
             threads_per_worker = 1
         resources = {"GPU": 1} if torch.cuda.is_available() else None
         # non-daemonic workers: a task's DataLoader may start its decoding processes
-        with dask.config.set({"distributed.worker.daemon": False}):
-            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                               processes=True, resources=resources,
-                                               dashboard_address=dashboard_address, **cluster_kwargs)
+        env = dict(os.environ)
+        try:
+            with dask.config.set({"distributed.worker.daemon": False}):
+                cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                                   processes=True, resources=resources,
+                                                   dashboard_address=dashboard_address, **cluster_kwargs)
+        finally:
+            # the nanny sets OMP_NUM_THREADS=1 etc. in this process's environment to spawn the workers
+            # and leaves them there: later child processes of the caller (notebook kernels) would inherit
+            os.environ.clear()
+            os.environ.update(env)
         return cls(distributed.Client(cluster), shards_per_task=shards_per_task, owns_cluster=True,
                    torch_threads=torch_threads)
 
@@ -346,6 +355,7 @@ class DaskExecutor:
                 for fut in distributed.as_completed(futures):
                     out = fut.result()  # a task's exception is raised here
                     workers.add(out["worker"])
+                    report.task_s.append(out["seconds"])
                     done = report.jobs[out["job"]]["computed"]
                     for k in out["computed"]:
                         done[k] = done.get(k, 0) + 1
