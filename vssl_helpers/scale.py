@@ -182,6 +182,30 @@ def _task_options(options: EvalOptions) -> EvalOptions:
     return dataclasses.replace(options, device=_worker_device(options.device), num_workers=workers, progress=False)
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Undo the cost of Dask's ``MALLOC_TRIM_THRESHOLD_`` in a worker started with it (an existing
+    cluster's nanny sets 65536 by default): a fixed trim threshold turns off glibc's dynamic mmap
+    threshold, so every large tensor would be mmapped and unmapped again (measured: shard tasks ~2x
+    slower). Sets the mmap threshold to glibc's dynamic maximum (32 MiB) and the trim threshold to
+    twice that, which is where the dynamic rule ends up for tensors of this size; glibc only."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, ...): nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 64 * 1024 * 1024)
+
+
 def _task(job: EvalJob, shards: list[int], store_root: str, options: EvalOptions, torch_threads: int,
           *deps: Any) -> dict[str, Any]:
     """A task: :func:`~vssl_helpers.engine.compute_shards` of ``shards`` (``[]``: the job's pool
@@ -192,6 +216,7 @@ def _task(job: EvalJob, shards: list[int], store_root: str, options: EvalOptions
     import torch
 
     torch.set_num_threads(int(torch_threads))
+    _tune_malloc()
     t0 = time.perf_counter()
     rep = compute_shards(job.model, job.testset, job.manifest, store_root, shards, _task_options(options),
                          weights=job.weights)
@@ -271,10 +296,15 @@ class DaskExecutor:
         if threads_per_worker is None:
             threads_per_worker = 1
         resources = {"GPU": 1} if torch.cuda.is_available() else None
-        # non-daemonic workers: a task's DataLoader may start its decoding processes
+        # non-daemonic workers: a task's DataLoader may start its decoding processes. And no
+        # MALLOC_TRIM_THRESHOLD_ (Dask sets 65536 for its workers): a fixed threshold turns off glibc's
+        # dynamic mmap threshold, so every large tensor is mmapped and unmapped again; measured here,
+        # it made a shard task about 2x slower (1.4 s vs 0.7 s in the same process without it)
+        spawn_env = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ") or {}).items()
+                     if k != "MALLOC_TRIM_THRESHOLD_"}
         env = dict(os.environ)
         try:
-            with dask.config.set({"distributed.worker.daemon": False}):
+            with dask.config.set({"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": spawn_env}):
                 cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                                    processes=True, resources=resources,
                                                    dashboard_address=dashboard_address, **cluster_kwargs)
