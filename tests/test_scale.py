@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -296,3 +297,26 @@ def test_first_metric_keeps_torch_thread_count():
             "print(torch.get_num_threads())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_notebooks_on_dask_one_task_each(cluster, tmp_path):
+    """The papermill stage on the executor: each notebook is a task; outputs as from the in-process
+    path (parameters injected, provenance recorded), a failing notebook reported, not the others."""
+    import nbformat
+
+    from vssl_helpers.pipeline import NotebookExecutionError, NotebookSpec, execute_notebooks
+
+    for name, body in (("ok_a", "print(x * 2)"), ("ok_b", "print(x + 1)"), ("bad", "raise ValueError('boom')")):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("x = 1")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    specs = [NotebookSpec(template=f"{n}.ipynb", output=f"{n}.out.ipynb", parameters={"x": 20}) for n in ("ok_a", "ok_b", "bad")]
+    with pytest.raises(NotebookExecutionError, match="boom"):
+        execute_notebooks(specs, root=tmp_path, out_dir=Path("out"), executor=cluster, log=lambda m: None)
+    outputs = {n: nbformat.read(tmp_path / "out" / f"{n}.out.ipynb", as_version=4) for n in ("ok_a", "ok_b")}
+    assert outputs["ok_a"].cells[-1].outputs[0]["text"].strip() == "40"  # the injected x = 20
+    assert outputs["ok_b"].cells[-1].outputs[0]["text"].strip() == "21"
+    assert all("vssl" in nb.metadata for nb in outputs.values())
+    assert not (tmp_path / "out" / "bad.out.ipynb").exists() and (tmp_path / "out" / "bad.out.failed.ipynb").exists()
