@@ -35,7 +35,6 @@ pool task of each job runs before its shards.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -456,8 +455,3 @@ def make_executor(scheduler: str | None = None, dask_local: int | None = None, s
         return DaskExecutor.local(dask_local, shards_per_task=shards_per_task)
     return None
 
-
-def default_shards_per_task(n_shards: int, n_workers: int, tasks_per_worker: int = 4) -> int:
-    """Shards per task so that each worker gets about ``tasks_per_worker`` tasks (load balancing
-    without a task per shard on very large runs): ``ceil(n_shards / (n_workers * tasks_per_worker))``."""
-    return max(1, math.ceil(n_shards / max(1, n_workers * tasks_per_worker)))
