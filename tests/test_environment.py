@@ -17,7 +17,8 @@ def _pins(path: Path) -> dict[str, str]:
             continue
         m = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", line)
         assert m, f"{path.name}: not an exact pin: {line!r}"
-        pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+        name = re.sub(r"\[.*\]$", "", m.group(1))  # an extra (dask[distributed]) pins its package
+        pins[re.sub(r"[-_.]+", "-", name).lower()] = m.group(2)
     return pins
 
 

@@ -24,6 +24,7 @@ arrives as its tuple of arrays (``PreparedGt.arrays()``), and the speed settings
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import torch
@@ -206,9 +207,34 @@ def gt_arrays(gt: torch.Tensor | None, prepared: PreparedArrays | None = None) -
     return (pixels.view(np.uint64), pixels) + _NO_PREPARED  # 224 bytes per row = 28 words
 
 
+@functools.cache
+def _kernels() -> Any:
+    """The compiled kernels (:mod:`vssl_helpers._run_kernels`), with Numba's thread pool launched.
+
+    Numba's OpenMP threading layer sets the process's OpenMP thread count when it launches its pool
+    (at the first parallel kernel call), and that count is torch's intra-op thread count too: a
+    caller's ``torch.set_num_threads(n)`` silently became the core count after the first metric. CPU
+    maps depend on the thread count in the last bit (measured ~1e-7), so maps computed after a metric
+    differed from maps computed before it (and a scale-out task's from a local run's). The pool is
+    launched here, once, and torch's count restored.
+    """
+    from vssl_helpers import _run_kernels
+
+    n = torch.get_num_threads()
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
+    except ImportError:  # pragma: no cover - private Numba API moved: the first call launches it
+        pass
+    finally:
+        torch.set_num_threads(n)
+    return _run_kernels
+
+
 def prepare_gt_arrays(masks: torch.Tensor) -> PreparedArrays:
     """Validated CPU GT masks in the kernels' row form (``metrics.PreparedGt``'s arrays)."""
-    from vssl_helpers import _run_kernels
+    _run_kernels = _kernels()
 
     pixels = np.ascontiguousarray(masks.numpy()).view(np.uint8)
     return _run_kernels.prepare_gt(pixels.view(np.uint64), pixels)
@@ -285,7 +311,7 @@ def _active_counts_compiled(
     """:func:`active_counts` on CPU: the row runs of :func:`row_runs` fused per map in compiled
     code (:mod:`vssl_helpers._run_kernels`), the GT read in its row form (from the raw masks, or
     from ``prepared``)."""
-    from vssl_helpers import _run_kernels
+    _run_kernels = _kernels()
 
     axes = kernel_axes(m.shape[1], m.shape[2])
     active, inter, area = _run_kernels.active_counts(
@@ -339,7 +365,7 @@ def adaptive_counts(
     code, with a sampled bracket ``margin_sd`` standard deviations wide (a speed setting only);
     otherwise upsampled in chunks and selected by :func:`top_m`."""
     if _use_kernels(compiled, m.device):
-        from vssl_helpers import _run_kernels
+        _run_kernels = _kernels()
 
         y0, y1, ty, start, stop, upper, _, _ = kernel_axes(m.shape[1], m.shape[2])
         inter, area = _run_kernels.adaptive_counts(
@@ -371,7 +397,7 @@ def pair_counts(a: torch.Tensor, b: torch.Tensor, thr: torch.Tensor, *, compiled
     """
     n = a.shape[0]
     if _use_kernels(compiled, a.device) and a.shape[1:] == b.shape[1:]:
-        from vssl_helpers import _run_kernels
+        _run_kernels = _kernels()
 
         inter, union = _run_kernels.pair_counts(
             np.ascontiguousarray(a.numpy()), np.ascontiguousarray(b.numpy()), thr.double().numpy(),

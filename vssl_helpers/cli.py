@@ -92,6 +92,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--shard-size", type=int, default=DEFAULTS.shard_size,
                    help=f"samples per stored shard (default {DEFAULTS.shard_size})")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d = p.add_argument_group("scale-out on Dask (vssl_helpers.scale; default: in this process)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="compute the maps on the Dask cluster of this scheduler (tcp://host:8786); the map store "
+                   "(--store) and the media must be on a file system every worker sees")
+    d.add_argument("--dask-local", type=int, metavar="N",
+                   help="compute the maps on a Dask LocalCluster of N worker processes on this machine")
+    d.add_argument("--shards-per-task", type=int, default=1, metavar="K",
+                   help="shards (of --shard-size samples) per Dask task (default 1)")
     c = p.add_argument_group("reference-code compatibility (never the default; see vssl_helpers.compat)")
     c.add_argument("--compat", action="store_true",
                    help="reproduce the paper code where it departs from the paper's text: every switch of the reference preset")
@@ -359,7 +367,7 @@ def _book(args: argparse.Namespace) -> int:
     except BookConfigError as e:
         raise CliError(str(e)) from None
     return run_book(config=config_path, out=args.out, build=not args.no_build, quick=args.quick, force=args.force,
-                    clean=args.clean, progress=args.progress)
+                    clean=args.clean, progress=args.progress, scheduler=args.scheduler, dask_local=args.dask_local)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,6 +395,7 @@ def _check_common(args: argparse.Namespace) -> None:
             raise CliError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     if args.workers < 0:
         raise CliError(f"--workers: must be >= 0, got {args.workers}")
+    _check_scale_args(args)
     try:
         check_device(args.device, "--device")
     except InputError as e:
@@ -397,6 +406,23 @@ def _check_common(args: argparse.Namespace) -> None:
         try:
             check_output_path(args.out, "--out")
         except InputError as e:
+            raise CliError(str(e)) from None
+
+
+def _check_scale_args(args: argparse.Namespace) -> None:
+    """--scheduler / --dask-local / --shards-per-task, checked before any heavy work."""
+    if args.scheduler and args.dask_local is not None:
+        raise CliError(f"--scheduler {args.scheduler} and --dask-local {args.dask_local}: give one of them, not both")
+    if args.dask_local is not None and args.dask_local < 1:
+        raise CliError(f"--dask-local: expected a number of workers >= 1, got {args.dask_local}")
+    if args.shards_per_task < 1:
+        raise CliError(f"--shards-per-task: must be >= 1, got {args.shards_per_task}")
+    if args.scheduler:
+        from .scale import check_scheduler
+
+        try:
+            args.scheduler = check_scheduler(args.scheduler)
+        except ValueError as e:
             raise CliError(str(e)) from None
 
 
@@ -498,7 +524,18 @@ def _run(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     options = EvalOptions(threshold=threshold, batch_size=args.batch_size, shard_size=args.shard_size,
                           num_workers=args.workers, device=args.device, dtype=args.dtype, progress=progress,
                           after_shard=hook, compat=compat)
-    res = evaluate(model, ds, manifest, args.store or default_store_root(), options, weights=weights)
+    store = args.store or default_store_root()
+    if args.scheduler or args.dask_local is not None:  # the maps on Dask; the metrics below, here
+        from .scale import EvalJob, make_executor
+
+        try:
+            executor = make_executor(args.scheduler, args.dask_local, args.shards_per_task)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        assert executor is not None
+        with executor:
+            executor.fill([EvalJob(args.model, model, ds, manifest, weights)], store, options, progress=progress)
+    res = evaluate(model, ds, manifest, store, options, weights=weights)
     res.timings["setup_s"] = t_setup
     if not range_warned:  # the threshold against the values this run's maps reach
         m = res.maps

@@ -46,6 +46,9 @@ __all__ = [
     "EvalOptions",
     "EvalResult",
     "evaluate",
+    "compute_shards",
+    "store_run",
+    "ShardReport",
     "load_stored_maps",
     "store_key",
     "results_dict",
@@ -456,6 +459,33 @@ class EvalOptions:
     after_shard: Callable[[int, Path], None] | None = None
 
 
+def store_run(
+    model: VSSLModel, testset: Any, manifest: Manifest, store: MapStore | str | Path, options: EvalOptions | None = None,
+    *, weights: str | None = None,
+) -> StoreRun:
+    """The run directory of the store that :func:`evaluate` fills for these arguments (same key and
+    shard layout), without loading any media: what a scheduler reads to plan the pending shards."""
+    opt = options or EvalOptions()
+    cfg = model.config
+    cmp = opt.compat if isinstance(opt.compat, Compat) else Compat.create(opt.compat, cfg.name, testset)
+    key = store_key(model, manifest, data=testset_fingerprint(testset, int(cfg.preprocessing.image_size)),
+                    weights=weights, dtype=opt.dtype, compat=cmp)
+    st = store if isinstance(store, MapStore) else MapStore(store)
+    return st.run(key, manifest.ids, manifest.n_seeds, opt.shard_size)
+
+
+@dataclass
+class ShardReport:
+    """What :func:`compute_shards` did in a run of the map store: the shards it computed, those it
+    found finished (written by an earlier or a concurrent task), and its timings."""
+
+    store_run: str
+    n_shards: int
+    computed: list[int]
+    reused: list[int]
+    timings: dict[str, float]
+
+
 def load_stored_maps(run: StoreRun, offscreen_index: np.ndarray, model: str = "") -> ExtendedMaps:
     """Every shard of a finished run concatenated into :class:`ExtendedMaps` (float32, manifest order)."""
     if run.pending():
@@ -510,11 +540,44 @@ def evaluate(
     return result
 
 
+def compute_shards(
+    model: VSSLModel,
+    testset: Any,
+    manifest: Manifest,
+    store: MapStore | str | Path,
+    shards: Sequence[int],
+    options: EvalOptions | None = None,
+    *,
+    weights: str | None = None,
+) -> ShardReport:
+    """Compute the maps of shards ``shards`` of the run of ``model`` on ``testset`` in ``store``, and
+    nothing else: shards already finished are skipped, no metric is computed. The pool audio
+    embeddings are read from the run, or computed and stored first (``shards=()`` does only that).
+
+    The unit of work of the scale-out executor (:mod:`vssl_helpers.scale`): tasks on several
+    processes or machines fill disjoint shard ranges of one run, each shard written atomically, and
+    :func:`evaluate` then finds every shard finished and computes the metrics. The shards are those
+    of :meth:`~vssl_helpers.store.StoreRun.shard_range` for ``options.shard_size``; batches never
+    cross a shard, so a shard's maps are the same whichever call computes it.
+
+    Raises:
+        ValueError: a shard index outside ``0 .. n_shards - 1`` (and as :func:`evaluate`).
+    """
+    if isinstance(shards, (str, bytes)) or not all(isinstance(k, (int, np.integer)) for k in shards):
+        raise ValueError(f"shards: expected a sequence of shard indices (int), got {shards!r}")
+    out = _evaluate(model, testset, manifest, store if isinstance(store, MapStore) else MapStore(store),
+                    options or EvalOptions(), weights, shards=[int(k) for k in shards])
+    assert isinstance(out, ShardReport)
+    return out
+
+
 @torch.no_grad()
 def _evaluate(
     model: VSSLModel, testset: Any, manifest: Manifest, store: MapStore, opt: EvalOptions, weights: str | None,
-) -> EvalResult:
-    """:func:`evaluate` in ``store``.
+    shards: list[int] | None = None,
+) -> EvalResult | ShardReport:
+    """:func:`evaluate` in ``store``; with ``shards``, :func:`compute_shards` (steps 1 and 2 for
+    those shards only).
 
     Steps: (1) audio of every off-screen pool clip (the test set's own clips) is decoded in
     ``num_workers`` DataLoader workers and encoded once (twice, through the positive and the
@@ -581,12 +644,20 @@ def _evaluate(
     # stored after the positive ones under the ids "offscreen:<id>"
     t0 = time.perf_counter()
     pending = run.pending()
+    if shards is not None:  # one task of the scale-out executor: these shards only, no metrics
+        bad = sorted({k for k in shards if not 0 <= k < run.n_shards})
+        if bad:
+            raise ValueError(f"shards: {bad} out of range; expected indices in 0..{run.n_shards - 1}")
+        wanted = set(shards)
+        pending = [k for k in pending if k in wanted]
+    # the pool is needed to compute shards; a shard task makes sure it is stored (shards=(): only that)
+    need_pool = bool(pending) or shards is not None
     two_windows = model.offscreen_window_differs
     stored_ids = pool_ids + ([f"offscreen:{pid}" for pid in pool_ids] if two_windows else [])
-    stored_pool = run.load_pool(stored_ids) if pending else None  # nothing to compute: not needed
+    stored_pool = run.load_pool(stored_ids) if need_pool else None  # nothing to compute: not needed
     if stored_pool is not None:
         both, sil_emb = stored_pool["pool"].to(dev), stored_pool["silence"].to(dev)
-    elif pending:
+    elif need_pool:
         loader = torch.utils.data.DataLoader(
             _AudioDataset(source, pool_rows), batch_size=batch_size, shuffle=False, collate_fn=_collate_clips, **loader_kw
         )
@@ -601,7 +672,7 @@ def _evaluate(
                 sil_emb = model.encode_audio(torch.zeros(1, n_audio, device=dev)).float()
         both = torch.cat(embs + off_embs)
         run.save_pool(stored_ids, both, sil_emb)
-    if stored_pool is not None or pending:
+    if stored_pool is not None or need_pool:
         pool_emb = both[: len(pool_ids)]
         off_pool_emb = both[len(pool_ids) :] if two_windows else pool_emb
     timings["pool_audio_s"] = time.perf_counter() - t0
@@ -680,6 +751,9 @@ def _evaluate(
                 cur = next(shard_iter, -1)
         bar.close()
     timings["maps_s"] = time.perf_counter() - t0
+    if shards is not None:
+        timings["total_s"] = time.perf_counter() - t_start
+        return ShardReport(str(run.path), run.n_shards, list(pending), sorted(set(shards) - set(pending)), timings)
 
     # (3) metrics from the store
     t0 = time.perf_counter()

@@ -594,12 +594,17 @@ def execute_notebooks(
     force: bool = False,
     progress_bar: bool = False,
     log: Callable[[str], object] = print,
+    executor: Any = None,
 ) -> list[Path]:
     """Execute the templates that are not up to date; return the paths of all executed notebooks.
 
     Every spec is attempted even when an earlier one fails (its output, and every other output, is
     left intact); failures are raised at the end, a single one as :class:`NotebookExecutionError`,
     several as an ``ExceptionGroup`` of them.
+
+    ``executor`` (:mod:`vssl_helpers.scale`, e.g. a Dask cluster): the prepare steps run here, in
+    order, then every notebook is one task of the executor (the workers must see the repository
+    and the map store); chapters read the maps their prepare step stored, so they run in any order.
     """
     specs = list(NOTEBOOKS if specs is None else specs)
     root = (root or repo_root()).resolve()
@@ -609,6 +614,7 @@ def execute_notebooks(
         raise ValueError("two notebook specs write the same output file")
     kernel = _kernel_name()
     failures: list[NotebookExecutionError] = []
+    deferred: list[tuple[NotebookSpec, Path]] = []
     for spec, output in zip(specs, outputs):
         if not force and is_up_to_date(spec, root, out_dir, quick):
             log(f"[pipeline] up to date: {output.relative_to(root) if output.is_relative_to(root) else output}")
@@ -617,6 +623,9 @@ def execute_notebooks(
         if spec.prepare:
             log(f"[pipeline] preparing {spec.template}: {spec.prepare}")
             _run_prepare(spec.prepare, spec.effective_parameters(quick))
+        if executor is not None:
+            deferred.append((spec, output))
+            continue
         log(f"[pipeline] executing {spec.template} (kernel {kernel}) ...")
         try:
             execute_notebook(
@@ -627,6 +636,18 @@ def execute_notebooks(
             failures.append(exc)
             continue
         log(f"[pipeline]   -> {output} ({time.perf_counter() - start:.1f} s)")
+    if deferred:
+        log(f"[pipeline] executing {len(deferred)} notebooks on the {executor.name} executor (kernel {kernel}) ...")
+        calls = [{"spec": spec, "root": root, "out_dir": out_dir, "quick": quick, "kernel_name": kernel}
+                 for spec, _ in deferred]
+        for (spec, output), res in zip(deferred, executor.run_calls(execute_notebook, calls, progress=progress_bar)):
+            if isinstance(res, NotebookExecutionError):
+                log(f"[pipeline] FAILED: {spec.template}")
+                failures.append(res)
+            elif isinstance(res, BaseException):
+                raise res
+            else:
+                log(f"[pipeline]   -> {output}")
     if len(failures) == 1:
         raise failures[0]
     if failures:
@@ -732,6 +753,11 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         help="progress bars: --no-progress silences every bar (papermill's, the prepare steps' training and "
         "map bars, the notebooks'); default: live bars on a terminal, a few lines per loop in a log",
     )
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="execute the notebooks on this Dask cluster, one task per notebook (tcp://host:8786; "
+                        "the workers must see the repository and the map store)")
+    parser.add_argument("--dask-local", type=int, metavar="N", default=None,
+                        help="execute the notebooks on a Dask LocalCluster of N worker processes")
 
 
 def run_book(
@@ -743,21 +769,36 @@ def run_book(
     force: bool = False,
     clean: bool = False,
     progress: bool | None = None,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
 ) -> int:
     """Execute the chapters (the embedded default, or the real-data book of ``config``) and build
     the book; print where the site is. Returns the exit status (errors are printed, not raised):
     0 success; 2 a real-data book whose configuration, media or checkpoints fail the pre-flight
     check (:func:`vssl_helpers.report.runs.preflight`, before any notebook runs), printed as
-    ``vssl: error: ...``; 1 a notebook or the site build failed (``[pipeline] ...``)."""
+    ``vssl: error: ...``; 1 a notebook or the site build failed (``[pipeline] ...``).
+    ``scheduler`` / ``dask_local``: the notebooks run on that Dask cluster, one task each
+    (:func:`execute_notebooks`); the prepare steps run here first."""
     from .progress import switched
 
     # --no-progress: off for the prepare steps' bars and the notebook kernels' (they inherit it)
     with switched(False if progress is False else None):
+        if scheduler or dask_local is not None:
+            from .scale import make_executor
+
+            try:
+                executor = make_executor(scheduler, dask_local)
+            except ValueError as exc:
+                print(f"vssl: error: {exc}", file=sys.stderr)
+                return 2
+            with executor:  # type: ignore[union-attr]
+                return _run_book(config, out, build, quick, force, clean, progress, executor)
         return _run_book(config, out, build, quick, force, clean, progress)
 
 
 def _run_book(
-    config: Path | None, out: Path | None, build: bool, quick: bool, force: bool, clean: bool, progress: bool | None
+    config: Path | None, out: Path | None, build: bool, quick: bool, force: bool, clean: bool, progress: bool | None,
+    executor: Any = None,
 ) -> int:
     root = repo_root()
     progress = sys.stderr.isatty() if progress is None else progress
@@ -782,7 +823,8 @@ def _run_book(
             toc, path_output = write_real_toc(specs, root, root / out_dir, intro), REAL_BUILD
         if build:  # fail before executing anything if the book would miss a chapter
             check_toc([root / out_dir / spec.output for spec in specs], root, toc)
-        execute_notebooks(specs, root=root, out_dir=out_dir, quick=quick, force=force, progress_bar=progress)
+        execute_notebooks(specs, root=root, out_dir=out_dir, quick=quick, force=force, progress_bar=progress,
+                          executor=executor)
         if build:
             index = build_book(root, clean=clean, toc=toc, path_output=path_output)
     except NotebookExecutionError as exc:

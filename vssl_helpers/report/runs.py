@@ -34,6 +34,8 @@ A book configuration is a small YAML or JSON file (paths relative to the file)::
                                                  # or a list of switch names; never the default
     noise_bank: null                             # K: opt-in cheaper protocol, K noise clips per seed shared
                                                  # by all samples (vssl_helpers.negatives); never the default
+    scheduler: tcp://head:8786                   # optional: maps on this Dask cluster (vssl_helpers.scale)
+    dask_local: 4                                # or on a LocalCluster of 4 worker processes (not both)
 """
 
 from __future__ import annotations
@@ -141,6 +143,9 @@ class BookConfig:
         noise_bank: ``None`` (the default, the paper's protocol): one noise clip per sample and seed;
             ``K``: every manifest of the book gets a noise bank of K clips per seed
             (:func:`vssl_helpers.negatives.with_noise_bank`, recorded in its hash).
+        scheduler: a Dask scheduler address: the maps are computed on that cluster
+            (:mod:`vssl_helpers.scale`); the store and media must be visible to every worker.
+        dask_local: or a ``LocalCluster`` of this many worker processes; neither: in-process.
         source: the file the configuration was read from (for messages).
     """
 
@@ -153,6 +158,8 @@ class BookConfig:
     store: Path | None = None
     compat: tuple[str, ...] = ()
     noise_bank: int | None = None
+    scheduler: str | None = None
+    dask_local: int | None = None
     source: str = "<book config>"
 
     @property
@@ -171,6 +178,8 @@ class BookConfig:
             "models": {m: {"checkpoint": opt(c)} for m, c in self.models},
             "seeds": self.n_seeds, "device": self.device, "workers": self.workers, "batch_size": self.batch_size,
             "store": opt(self.store), "compat": list(self.compat), "noise_bank": self.noise_bank,
+            **({"scheduler": self.scheduler} if self.scheduler else {}),
+            **({"dask_local": self.dask_local} if self.dask_local is not None else {}),
         }
 
     def write(self, path: str | Path) -> Path:
@@ -202,6 +211,15 @@ class BookConfig:
             check_device(self.device)
         except InputError as e:
             raise BookConfigError(f"{where}: {e}") from None
+        if self.scheduler and self.dask_local is not None:
+            raise BookConfigError(f"{where}: scheduler and dask_local: give one of them, not both")
+        if self.scheduler:
+            from ..scale import check_scheduler
+
+            try:
+                check_scheduler(self.scheduler, "scheduler")
+            except ValueError as e:
+                raise BookConfigError(f"{where}: {e}") from None
         for t in self.testsets:
             try:
                 check_testset_inputs(t.name, data_root=t.data_root, annotations=t.annotations, manifest=t.manifest)
@@ -219,7 +237,8 @@ class BookConfig:
                 raise BookConfigError(f"{where}: models.{name}{'' if field == 'model' else '.' + field}: {rest}") from None
 
 
-_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat", "noise_bank"}
+_TOP_KEYS = {"testsets", "models", "seeds", "device", "workers", "batch_size", "store", "compat", "noise_bank",
+             "scheduler", "dask_local"}
 _SET_KEYS = {"data_root", "annotations", "manifest", "on_missing"}
 
 
@@ -292,6 +311,12 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         compat = tuple(sorted(parse_switches(compat_in)))  # type: ignore[arg-type]
     except ValueError as e:
         raise BookConfigError(f"{source}: compat: {e}") from None
+    scheduler = data.get("scheduler")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
+        raise BookConfigError(f"{source}: scheduler: expected a Dask scheduler address such as tcp://host:8786, got {scheduler!r}")
+    dask_local = data.get("dask_local")
+    if scheduler and dask_local is not None:
+        raise BookConfigError(f"{source}: scheduler and dask_local: give one of them, not both")
     device = data.get("device", DEFAULTS.device)
     if not isinstance(device, str):
         raise BookConfigError(f"{source}: device: expected a string such as auto, cpu or cuda, got {device!r}")
@@ -302,7 +327,7 @@ def book_config_from_dict(data: Any, source: str = "<book config>", base: Path |
         batch_size=integer(data.get("batch_size", DEFAULTS.batch_size), "batch_size", 1),
         store=path(data.get("store"), "store"), compat=compat,
         noise_bank=None if data.get("noise_bank") is None else integer(data.get("noise_bank"), "noise_bank", 1),
-        source=source,
+        scheduler=scheduler, dask_local=None if dask_local is None else integer(dask_local, "dask_local", 1), source=source,
     )
 
 
@@ -417,9 +442,11 @@ def evaluate_models(
     n_train_images: int | None = None,
     store: MapStore | str | Path | None = None,
     progress: bool = False,
+    executor: Any = None,
 ) -> dict[str, dict[str, EvalResult]]:
     """Every demo (or untrained registered) model on every set through the map store:
-    ``results[set][model]``.
+    ``results[set][model]``. ``executor``: a :mod:`vssl_helpers.scale` executor that computes the
+    maps first (e.g. on Dask); ``None``: in this process.
 
     Trained demo models are built with :func:`~vssl_helpers.embedded.train_overrides` of
     ``train_steps``/``n_train_images`` (loaded from the training cache when present). The threshold of
@@ -432,24 +459,43 @@ def evaluate_models(
     def build(name: str) -> tuple[Any, str | None]:
         return build_model(name, model_seed=model_seed, progress=progress, train_overrides=overrides)
 
-    return _evaluate_matrix(models, sets, build, default_store() if store is None else store, EvalOptions(progress=progress))
+    return _evaluate_matrix(models, sets, build, default_store() if store is None else store, EvalOptions(progress=progress),
+                            executor)
 
 
 def _evaluate_matrix(
     models: Sequence[str], sets: Mapping[str, TestSetRun], build: Any, store: MapStore | str | Path,
-    options: EvalOptions,
+    options: EvalOptions, executor: Any = None,
 ) -> dict[str, dict[str, EvalResult]]:
     """``results[set][model]`` through :func:`vssl_helpers.engine.evaluate` (maps and metric rows
     read back from ``store`` when present); the threshold set first, its thresholds applied to the
-    others."""
+    others. With an ``executor`` (:mod:`vssl_helpers.scale`) every map of the matrix is computed by
+    it first (maps do not depend on the threshold), then the same loop computes the metrics.
+    ``executor`` may also be a function returning one (a context manager, closed after): it is
+    called only when some map is missing from the store (a chapter that reads stored maps starts
+    no cluster)."""
     from dataclasses import replace
 
     store = store if isinstance(store, MapStore) else MapStore(store)
     first = threshold_set(sets)
     order = sorted(sets, key=lambda k: k != first)
     results: dict[str, dict[str, EvalResult]] = {k: {} for k in order}
+    built: dict[str, tuple[Any, str | None]] = {}
+    if executor is not None:
+        from ..scale import EvalJob
+
+        from ..engine import store_run
+
+        built = {name: build(name) for name in models}
+        jobs = [EvalJob(f"{name} on {key}", built[name][0], sets[key].dataset, sets[key].manifest, built[name][1])
+                for name in models for key in order]
+        if hasattr(executor, "fill"):
+            executor.fill(jobs, store, options, progress=options.progress)
+        elif any(store_run(j.model, j.testset, j.manifest, store, options, weights=j.weights).pending() for j in jobs):
+            with executor() as ex:
+                ex.fill(jobs, store, options, progress=options.progress)
     for name in models:
-        model, weights = build(name)
+        model, weights = built.pop(name) if name in built else build(name)
         for key in order:
             thr = None if key == first else results[first][name].threshold
             run = sets[key]
@@ -623,6 +669,12 @@ def book_results(
     options = EvalOptions(device=cfg.device, num_workers=cfg.workers, batch_size=cfg.batch_size,
                           compat=list(cfg.compat) or None, progress=progress)
     store = MapStore(cfg.store) if cfg.store else default_store()
+    if cfg.scheduler or cfg.dask_local is not None:
+        from ..scale import make_executor
+
+        # started only when a map is missing (the pipeline's prepare step; chapters then read the store)
+        return _evaluate_matrix(models, sets, build, store, options,
+                                lambda: make_executor(cfg.scheduler, cfg.dask_local))
     return _evaluate_matrix(models, sets, build, store, options)
 
 
