@@ -320,3 +320,41 @@ def test_notebooks_on_dask_one_task_each(cluster, tmp_path):
     assert outputs["ok_b"].cells[-1].outputs[0]["text"].strip() == "21"
     assert all("vssl" in nb.metadata for nb in outputs.values())
     assert not (tmp_path / "out" / "bad.out.ipynb").exists() and (tmp_path / "out" / "bad.out.failed.ipynb").exists()
+
+
+def _pid_after(delay: float, fail: bool = False) -> int:
+    import os
+    import time
+
+    time.sleep(delay)
+    if fail:
+        raise KeyError("asked to fail")
+    return os.getpid()
+
+
+def test_local_executor_runs_calls_in_processes_in_order_with_their_exceptions() -> None:
+    """`vssl book --jobs 2`: notebooks are calls of LocalExecutor(processes=2).run_calls. Results come
+    back in call order, a failing call gives its exception in its place, and the calls ran in two
+    worker processes at once (not here, not one after the other)."""
+    import os
+    import time
+
+    from vssl_helpers.scale import LocalExecutor
+
+    calls = [{"delay": 1.0}, {"delay": 1.0}, {"delay": 0.0, "fail": True}]
+    t0 = time.perf_counter()
+    out = LocalExecutor(processes=2).run_calls(_pid_after, calls)
+    wall = time.perf_counter() - t0
+    assert isinstance(out[2], KeyError) and "asked to fail" in str(out[2])
+    assert os.getpid() not in out[:2] and out[0] != out[1], out
+    assert wall < 1.9, f"two 1 s calls took {wall:.2f} s: not concurrent"
+    assert LocalExecutor().run_calls(_pid_after, calls[:1]) == [os.getpid()]  # one process: here
+    with pytest.raises(ValueError, match="processes: expected >= 1, got 0"):
+        LocalExecutor(processes=0)
+
+
+def test_book_jobs_below_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from vssl_helpers.cli import main
+
+    assert main(["book", "--jobs", "0", "--no-build"]) == 2
+    assert "vssl: error: --jobs: expected >= 1, got 0" in capsys.readouterr().err

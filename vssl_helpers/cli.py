@@ -367,7 +367,8 @@ def _book(args: argparse.Namespace) -> int:
     except BookConfigError as e:
         raise CliError(str(e)) from None
     return run_book(config=config_path, out=args.out, build=not args.no_build, quick=args.quick, force=args.force,
-                    clean=args.clean, progress=args.progress, scheduler=args.scheduler, dask_local=args.dask_local)
+                    clean=args.clean, progress=args.progress, scheduler=args.scheduler, dask_local=args.dask_local,
+                    jobs=args.jobs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class RunDefaults:
             the audio-blind saliency baseline; random weights and the oracle have nothing to show).
         reference_models: models shown in Table I but left out of its best/second marks.
         compat_models: models of the compatibility-effects chapter.
+        book_jobs: notebooks ``vssl book`` executes at a time (after every prepare step): two fill
+            the two cores of a small machine, since each mostly waits for its own kernel.
         own_model_models: the "Evaluate your own model" chapter's plugin (a spec relative to the
             repository root) and the demo models it is compared with.
         device: engine device of the command line and of a book configuration (``auto``: a GPU if
@@ -80,6 +82,7 @@ class RunDefaults:
     workers: int = 0
     dtype: str = "float32"
     on_missing: str = "raise"
+    book_jobs: int = 2
 
     def book_parameters(self) -> dict[str, Any]:
         """The papermill parameters every result chapter of the embedded book shares (same test sets,

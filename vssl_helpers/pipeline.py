@@ -758,6 +758,9 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
                         "the workers must see the repository and the map store)")
     parser.add_argument("--dask-local", type=int, metavar="N", default=None,
                         help="execute the notebooks on a Dask LocalCluster of N worker processes")
+    parser.add_argument("--jobs", type=int, metavar="N", default=DEFAULTS.book_jobs,
+                        help=f"notebooks executed at a time on this machine, after every prepare step (default "
+                        f"{DEFAULTS.book_jobs}; 1: one after the other)")
 
 
 def run_book(
@@ -771,6 +774,7 @@ def run_book(
     progress: bool | None = None,
     scheduler: str | None = None,
     dask_local: int | None = None,
+    jobs: int = 1,
 ) -> int:
     """Execute the chapters (the embedded default, or the real-data book of ``config``) and build
     the book; print where the site is. Returns the exit status (errors are printed, not raised):
@@ -778,7 +782,8 @@ def run_book(
     check (:func:`vssl_helpers.report.runs.preflight`, before any notebook runs), printed as
     ``vssl: error: ...``; 1 a notebook or the site build failed (``[pipeline] ...``).
     ``scheduler`` / ``dask_local``: the notebooks run on that Dask cluster, one task each
-    (:func:`execute_notebooks`); the prepare steps run here first."""
+    (:func:`execute_notebooks`); the prepare steps run here first. ``jobs > 1`` (no cluster): the
+    notebooks run that many at a time on this machine, after every prepare step."""
     from .progress import switched
 
     # --no-progress: off for the prepare steps' bars and the notebook kernels' (they inherit it)
@@ -793,6 +798,13 @@ def run_book(
                 return 2
             with executor:  # type: ignore[union-attr]
                 return _run_book(config, out, build, quick, force, clean, progress, executor)
+        if jobs < 1:
+            print(f"vssl: error: --jobs: expected >= 1, got {jobs}", file=sys.stderr)
+            return 2
+        if jobs > 1:
+            from .scale import LocalExecutor
+
+            return _run_book(config, out, build, quick, force, clean, progress, LocalExecutor(processes=jobs))
         return _run_book(config, out, build, quick, force, clean, progress)
 
 

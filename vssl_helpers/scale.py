@@ -104,9 +104,19 @@ def _chunks(pending: Sequence[int], size: int) -> list[list[int]]:
 
 class LocalExecutor:
     """The in-process executor: every pending shard of every job computed here, one job after the
-    other (what :func:`~vssl_helpers.engine.evaluate` does by itself; here for symmetry and tests)."""
+    other (what :func:`~vssl_helpers.engine.evaluate` does by itself; here for symmetry and tests).
+
+    ``processes > 1``: :meth:`run_calls` runs that many calls at a time in forked worker processes
+    (the book's notebooks: each call mostly waits for its own Jupyter kernel, so two at a time fill
+    two cores); shards are always computed here.
+    """
 
     name = "local"
+
+    def __init__(self, processes: int = 1) -> None:
+        if int(processes) < 1:
+            raise ValueError(f"processes: expected >= 1, got {processes}")
+        self.processes = int(processes)
 
     def fill(self, jobs: Sequence[EvalJob], store: MapStore | str | Path, options: EvalOptions | None = None,
              progress: bool = False) -> FillReport:
@@ -128,13 +138,16 @@ class LocalExecutor:
     def run_calls(self, fn: Any, calls: Sequence[dict[str, Any]], progress: bool = False) -> list[Any]:
         """``fn(**kwargs)`` for each of ``calls``, in order; a call that raises gives its exception
         object in its place (the others still run)."""
-        out: list[Any] = []
-        for kwargs in calls:
-            try:
-                out.append(fn(**kwargs))
-            except Exception as e:  # noqa: BLE001 - returned to the caller, who decides
-                out.append(e)
-        return out
+        if self.processes > 1 and len(calls) > 1:
+            import concurrent.futures
+            import multiprocessing
+
+            # fork: the children only start kernels and write notebooks; nothing to re-import
+            with concurrent.futures.ProcessPoolExecutor(min(self.processes, len(calls)),
+                                                        mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [pool.submit(_call_or_exception, fn, kwargs) for kwargs in calls]
+                return [f.result() for f in futures]
+        return [_call_or_exception(fn, kwargs) for kwargs in calls]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -144,6 +157,14 @@ class LocalExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _call_or_exception(fn: Any, kwargs: dict[str, Any]) -> Any:
+    """``fn(**kwargs)``, or the exception it raised (the other calls still run)."""
+    try:
+        return fn(**kwargs)
+    except Exception as e:  # noqa: BLE001 - returned to the caller, who decides
+        return e
 
 
 # --------------------------------------------------------------------------------------------------
