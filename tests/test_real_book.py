@@ -157,7 +157,8 @@ def test_real_book_has_every_chapter_for_every_model(real_book: subprocess.Compl
     # (intro: the real-data front page, generated with the build's provenance; issue 17 item 7)
     expected = {"intro", "metric_definitions", "dataset_extension", "results_tables", "qualitative_figures",
                 *(f"threshold_analysis_{m}" for m in MODELS),
-                "beyond_audio_sensitivity", "beyond_uncertainty", "beyond_threshold_sensitivity"}
+                "beyond_audio_sensitivity", "beyond_uncertainty", "beyond_threshold_sensitivity",
+                "beyond_metric_relations"}
     assert {p.stem for p in pages.glob("*.html")} == expected, "no embedded-benchmark chapter, one threshold page per model"
     table = _text(pages / "results_tables.html")
     for label in ("Extended VGG-SS", "Extended IS3"):
